@@ -1,0 +1,82 @@
+//! Command-line parsing (clap derive). Parsing only: each subcommand's file turns its raw
+//! arguments into a validated plan and hands it to the library.
+
+pub mod list;
+pub mod peak;
+pub mod run;
+pub mod weights;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, the CI contract (README.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    NotMet = 1,
+    Usage = 2,
+    Inconclusive = 3,
+    Invalid = 4,
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: Exit::Usage, error: error.into() }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::usage(e)
+    }
+}
+
+pub type CliResult = Result<Exit, Failure>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "effbench",
+    version,
+    about = "Does this system or training method use at least 50% less energy and data than the stored baseline, for the same work at the same quality?",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the reference workloads, their quality targets and recipes.
+    List(list::ListArgs),
+    /// Run workloads, measuring time, energy and data use; write one result file per workload.
+    Run(run::RunArgs),
+    /// Measure this machine's f32 matrix-multiply rate (the peak results are compared with).
+    Peak(peak::PeakArgs),
+    /// Train a workload's model to its target and save the weights its inference workload uses.
+    Weights(weights::WeightsArgs),
+}
+
+pub fn dispatch(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::List(a) => list::main(a),
+        Command::Run(a) => run::main(a),
+        Command::Peak(a) => peak::main(a),
+        Command::Weights(a) => weights::main(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,41 @@
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{CliResult, Exit};
+use crate::backend::Backend;
+
+#[derive(Args, Debug)]
+pub struct PeakArgs {
+    /// Where to measure (only `cpu` in this version).
+    #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
+    pub backend: String,
+    /// CPU threads for the GEMMs (default: every logical CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// How long to measure, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub secs: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn main(args: PeakArgs) -> CliResult {
+    let backend: Backend = args.backend.parse()?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::threads::set(threads);
+    let p = crate::peak::measure(&backend.device(), threads, Duration::from_secs_f64(args.secs.max(0.1)))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        println!(
+            "{backend}: f32 GEMM n={} on {} thread(s): peak {:.2} GFLOP/s, median {:.2} GFLOP/s over {} GEMMs",
+            p.n,
+            p.threads,
+            p.flops_per_s / 1e9,
+            p.median_flops_per_s / 1e9,
+            p.gemms
+        );
+    }
+    Ok(Exit::Ok)
+}

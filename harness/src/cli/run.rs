@@ -1,0 +1,186 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, ValueEnum};
+use effbench_models::data::DataConfig;
+use effbench_models::{Kind, WorkloadSpec};
+
+use super::{CliResult, Exit, Failure};
+use crate::backend::Backend;
+use crate::run::{self, RunPlan};
+use crate::sensor::{self, fake::FakePower, Sensor};
+use crate::units::Watts;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Suite {
+    /// Every kind of workload, a few minutes on 2 cores.
+    Quick,
+    /// Every workload.
+    Full,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Workload id (repeatable); see `effbench list`.
+    #[arg(long = "workload", value_name = "ID", conflicts_with = "suite")]
+    pub workloads: Vec<String>,
+    /// A suite of workloads (default: quick, when no --workload is given).
+    #[arg(long, value_enum)]
+    pub suite: Option<Suite>,
+    /// Training recipe: a shipped name (see `effbench list`) or a path to a TOML file.
+    #[arg(long, default_value = "baseline", value_name = "NAME|PATH")]
+    pub recipe: String,
+    /// Where the math runs: cpu (cuda:N and external:FILE.toml come in later versions).
+    #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
+    pub backend: String,
+    /// Repeats per workload; repeat i uses seed i.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Output directory (default: results/<UTC timestamp>-<host>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Idle window before the runs, in seconds: measures idle power for dynamic energy.
+    #[arg(long, default_value_t = 5.0)]
+    pub idle_secs: f64,
+    /// Print the results as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Meter sampling rate in Hz (1 to 1000).
+    #[arg(long, default_value_t = 10.0, env = "EFFBENCH_SAMPLE_HZ")]
+    pub sample_hz: f64,
+    /// Directory with the full Fashion-MNIST IDX files (default: the Debian package's path if
+    /// installed, else the shipped 10k subset).
+    #[arg(long, value_name = "DIR", env = "EFFBENCH_FMNIST_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// CPU threads for every workload (default: each workload's measured best).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Inference: repeat passes over the queries until a window lasts this long (seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub min_window_secs: f64,
+    /// Seconds of GEMM calibration per thread count (0 skips it, and the fraction of peak).
+    #[arg(long, default_value_t = 0.5)]
+    pub peak_secs: f64,
+    /// Testing only: a constant fake "measured" power source of this many watts replaces
+    /// sensor discovery.
+    #[arg(long, hide = true, value_name = "WATTS")]
+    pub fake_power: Option<f64>,
+}
+
+fn default_out() -> PathBuf {
+    let host = sysinfo::System::host_name().unwrap_or_else(|| "host".into());
+    let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    PathBuf::from("results").join(format!("{}-{host}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
+}
+
+/// Create `dir` and prove it can be written, before any work starts.
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create --out {}", dir.display()))?;
+    let probe = dir.join(".effbench-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| format!("cannot write to --out {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Result<RunPlan, Failure> {
+    let backend: Backend = args.backend.parse()?;
+    let specs: Vec<&'static WorkloadSpec> = if args.workloads.is_empty() {
+        WorkloadSpec::suite(matches!(args.suite, Some(Suite::Full)))
+    } else {
+        args.workloads.iter().map(|id| WorkloadSpec::get(id)).collect::<Result<_, _>>()?
+    };
+    let mut workloads = Vec::new();
+    let mut missing = Vec::new();
+    for spec in specs {
+        match spec.kind {
+            Kind::Infer => workloads.push((spec, None)),
+            Kind::Train => match spec.recipe(&args.recipe) {
+                Ok(r) => workloads.push((spec, Some(r))),
+                Err(effbench_models::ModelError::UnknownRecipe { .. }) => missing.push(spec.id),
+                Err(e) => return Err(Failure::usage(e)),
+            },
+        }
+    }
+    if !missing.is_empty() {
+        let e = WorkloadSpec::get(missing[0])?.recipe(&args.recipe).unwrap_err();
+        return Err(Failure::usage(anyhow!(
+            "{e}\n(no recipe {:?} for: {}; pick workloads with --workload)",
+            args.recipe,
+            missing.join(", ")
+        )));
+    }
+    if !(crate::meter::SAMPLE_HZ_RANGE.contains(&args.sample_hz)) {
+        return Err(Failure::usage(anyhow!("--sample-hz {} is outside 1..=1000", args.sample_hz)));
+    }
+    let secs = |v: f64, flag: &str| -> Result<Duration, Failure> {
+        Duration::try_from_secs_f64(v).map_err(|_| Failure::usage(anyhow!("{flag} must be a non-negative number of seconds, got {v}")))
+    };
+    if let Some(d) = &args.data_dir {
+        if !d.join("train-images-idx3-ubyte.gz").exists() {
+            return Err(Failure::usage(anyhow!(
+                "--data-dir {}: no train-images-idx3-ubyte.gz there (expected the Fashion-MNIST IDX files)",
+                d.display()
+            )));
+        }
+    }
+    let out_dir = args.out.unwrap_or_else(default_out);
+    check_writable(&out_dir).map_err(Failure::usage)?;
+    let sensors: Vec<Box<dyn Sensor>> = match args.fake_power {
+        Some(w) => vec![Box::new(FakePower::new("cpu", Watts(w)))],
+        None => sensor::discover_default(),
+    };
+    Ok(RunPlan {
+        workloads,
+        backend,
+        repeats: args.repeat,
+        out_dir,
+        idle: secs(args.idle_secs, "--idle-secs")?,
+        sample_hz: args.sample_hz,
+        data: DataConfig::discover(args.data_dir.as_deref()),
+        weights_dir: effbench_models::infer::default_weights_dir(),
+        threads: args.threads.or_else(crate::threads::from_env),
+        min_infer_window: secs(args.min_window_secs, "--min-window-secs")?,
+        peak_duration: secs(args.peak_secs, "--peak-secs")?,
+        sensors,
+        command,
+        allocator,
+    })
+}
+
+pub fn main(args: RunArgs) -> CliResult {
+    let json = args.json;
+    let plan = plan(args, std::env::args().collect(), crate::ALLOCATOR)?;
+    let out_dir = plan.out_dir.clone();
+    let mut progress = crate::report::progress::for_stderr();
+    let finished = run::execute(plan, progress.as_mut()).map_err(|e| Failure { code: Exit::Usage, error: e })?;
+    let results: Vec<&crate::result::RunResult> = finished.iter().map(|f| &f.result).collect();
+    if json {
+        let items: Vec<serde_json::Value> = finished
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "workload": f.result.workload.id,
+                    "path": f.path,
+                    "valid_repeats": f.valid_repeats(),
+                    "repeats": f.result.repeats.len(),
+                    "energy_provenance": run::energy_label(&f.result.energy_sources),
+                    "summary": f.result.summary,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        print!("{}", crate::report::table::render(&results));
+        println!("results: {}", out_dir.display());
+        if results.iter().any(|r| run::energy_label(&r.energy_sources) == "estimated") {
+            println!("energy: ESTIMATED from CPU utilisation and rated power (no energy sensor found); see the result files' energy_sources");
+        }
+    }
+    let invalid: Vec<&str> = finished.iter().filter(|f| f.valid_repeats() < f.result.repeats.len()).map(|f| f.result.workload.id.as_str()).collect();
+    if !invalid.is_empty() {
+        eprintln!("effbench: invalid repeats (quality target missed) in: {}", invalid.join(", "));
+        return Ok(Exit::Invalid);
+    }
+    Ok(Exit::Ok)
+}

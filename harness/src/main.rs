@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use effbench::cli::{dispatch, Cli};
+
+// candle allocates a fresh buffer for every op; with glibc's malloc, buffers of a few hundred
+// KiB go through mmap/munmap and page faults dominate small models' steps. mimalloc made the
+// MLP step about 2.3x faster on this project's machines (../shared/workloads.md). The
+// allocator is recorded in every result.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(f) => {
+            eprintln!("effbench: error: {:#}", f.error);
+            ExitCode::from(f.code as u8)
+        }
+    }
+}

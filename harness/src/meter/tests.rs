@@ -1,0 +1,218 @@
+use std::thread::sleep;
+use std::time::Duration;
+
+use super::*;
+use crate::sensor::fake::{FakeCounter, FakePower, ScriptedSensor, Step};
+use crate::sensor::Reading;
+use crate::units::Watts;
+
+fn boxed<S: Sensor + 'static>(s: S) -> Box<dyn Sensor> {
+    Box::new(s)
+}
+
+#[test]
+fn constant_power_integrates_exactly() {
+    let meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(50.0)))], 100.0).unwrap();
+    let begin = meter.mark();
+    sleep(Duration::from_millis(300));
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    assert!(w.duration.0 >= 0.3 && w.duration.0 < 1.0, "{w:?}");
+    // The trapezoid rule is exact for constant power: 50 W × duration (~15 J).
+    assert!((w.total.0 - 50.0 * w.duration.0).abs() < 1e-6, "{w:?}");
+    assert!((w.total.0 - 15.0).abs() < 15.0 * 0.5, "{w:?}");
+    assert_eq!(w.by_domain.keys().collect::<Vec<_>>(), vec!["cpu"]);
+    assert!(w.samples >= 3, "the sampler thread must have run: {w:?}");
+    assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+    assert!((w.avg_power_w()["cpu"] - 50.0).abs() < 1e-6);
+}
+
+#[test]
+fn running_counter_wraps_mid_window() {
+    // 20 W in µJ, wrapping every 10 J and starting 1 J before the wrap: a 0.7 s window sees
+    // ~14 J, so at least one wrap is crossed while the sampler thread runs.
+    let counter = FakeCounter::new("dram", Watts(20.0), 10_000_000, 1e-6).with_offset(9_000_000);
+    let meter = Meter::start(vec![boxed(counter)], 100.0).unwrap();
+    let begin = meter.mark();
+    sleep(Duration::from_millis(700));
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    let expected = 20.0 * w.duration.0;
+    assert!(w.total.0 > 10.0, "more than one counter range: {w:?}");
+    assert!((w.total.0 - expected).abs() < expected * 0.02, "{w:?}");
+    assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+}
+
+#[test]
+fn scripted_wrap_between_marks_is_exact() {
+    // 1 Hz: the sampler thread does not fire before the marks below are taken.
+    let wrap = 1_000_000;
+    let s = ScriptedSensor::counter_uj("cpu", &[900_000, 950_000, 100_000], wrap);
+    let meter = Meter::start(vec![boxed(s)], 1.0).unwrap();
+    let m1 = meter.mark();
+    let m2 = meter.mark();
+    let m3 = meter.mark();
+    let w = meter.window(&m1, &m2);
+    assert!((w.total.0 - 0.15).abs() < 1e-12, "{w:?}");
+    assert!((meter.window(&m2, &m3).total.0).abs() < 1e-12);
+    assert!((m2.energy()["cpu"].0 - 0.2).abs() < 1e-12);
+}
+
+#[test]
+fn implausible_step_back_is_a_warning() {
+    let s = ScriptedSensor::counter_uj("cpu", &[500_000, 600_000, 100_000, 200_000], 0);
+    let meter = Meter::start(vec![boxed(s)], 1.0).unwrap();
+    let m1 = meter.mark();
+    let _reset = meter.mark();
+    let m3 = meter.mark();
+    let w = meter.window(&m1, &m3);
+    // Only 100_000 -> 200_000 counts; the step back loses its interval.
+    assert!((w.total.0 - 0.1).abs() < 1e-12, "{w:?}");
+    assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
+    assert!(w.warnings[0].contains("scripted:cpu") && w.warnings[0].contains("reset"));
+}
+
+#[test]
+fn failing_sensor_gives_warning_not_panic() {
+    let broken = ScriptedSensor::new(
+        "gpu:0",
+        vec![
+            Step::Read(Reading::Power(Watts(100.0))),
+            Step::Fail("device fell off the bus".into()),
+        ],
+    );
+    let meter = Meter::start(
+        vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(broken)],
+        50.0,
+    )
+    .unwrap();
+    let begin = meter.mark();
+    sleep(Duration::from_millis(100));
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    assert!((w.by_domain["cpu"].0 - 10.0 * w.duration.0).abs() < 1e-6);
+    let warning = w
+        .warnings
+        .iter()
+        .find(|m| m.contains("scripted:gpu:0"))
+        .expect("a warning naming the failed source");
+    assert!(warning.contains("device fell off the bus"), "{warning}");
+    // The trace leaves the failed domain out rather than inventing a number.
+    let rows = meter.trace_between(&begin, &end);
+    assert!(rows.iter().all(|r| !r.power_w.contains_key("gpu:0")));
+    assert!(rows.iter().all(|r| r.power_w["cpu"] == 10.0));
+}
+
+#[test]
+fn start_validates_its_inputs() {
+    let fake = || boxed(FakePower::new("cpu", Watts(1.0)));
+    for hz in [0.0, 0.5, 1000.5, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            Meter::start(vec![fake()], hz),
+            Err(MeterError::InvalidRate(_))
+        ));
+    }
+    assert!(matches!(
+        Meter::start(vec![], 10.0),
+        Err(MeterError::NoSources)
+    ));
+    assert!(matches!(
+        Meter::start(vec![fake(), fake()], 10.0),
+        Err(MeterError::DuplicateSource(id)) if id == "fake:cpu"
+    ));
+    let dead = ScriptedSensor::new("npu:0", vec![Step::Fail("no driver".into())]);
+    let err = Meter::start(vec![fake(), boxed(dead)], 10.0).err().unwrap();
+    assert!(matches!(err, MeterError::FirstRead(_)));
+    assert!(err.to_string().contains("scripted:npu:0"), "{err}");
+    let nan = ScriptedSensor::new("cpu2", vec![Step::Read(Reading::Power(Watts(f64::NAN)))]);
+    assert!(matches!(
+        Meter::start(vec![boxed(nan)], 10.0),
+        Err(MeterError::BadFirstReading { .. })
+    ));
+}
+
+#[test]
+fn sources_in_one_domain_are_summed() {
+    let second = ScriptedSensor::new("cpu", vec![Step::Read(Reading::Power(Watts(5.0)))]);
+    let meter = Meter::start(
+        vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(second)],
+        20.0,
+    )
+    .unwrap();
+    let sources = meter.sources();
+    assert_eq!(sources.len(), 2);
+    assert!(sources.iter().all(|s| s.sample_hz == 20.0));
+    let begin = meter.mark();
+    sleep(Duration::from_millis(60));
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    assert!(
+        (w.by_domain["cpu"].0 - 15.0 * w.duration.0).abs() < 1e-6,
+        "{w:?}"
+    );
+    let rows = meter.trace_since(&begin);
+    assert!(rows.len() >= 2);
+    assert!(rows.iter().all(|r| r.power_w["cpu"] == 15.0), "{rows:?}");
+    assert!(rows.windows(2).all(|p| p[0].t_s <= p[1].t_s));
+}
+
+#[test]
+fn short_windows_and_foreign_marks_are_flagged() {
+    let mut slow = ScriptedSensor::new("cpu", vec![Step::Read(Reading::Power(Watts(1.0)))]);
+    slow.id = "slow".into();
+    let meter = Meter::start(vec![boxed(SlowUpdate(slow))], 1.0).unwrap();
+    let other = Meter::start(vec![boxed(FakePower::new("cpu", Watts(1.0)))], 1.0).unwrap();
+    let a = meter.mark();
+    let b = meter.mark();
+    let w = meter.window(&a, &b);
+    assert!(
+        w.warnings.iter().any(|m| m.contains("only 2 sample")),
+        "{:?}",
+        w.warnings
+    );
+    assert!(
+        w.warnings.iter().any(|m| m.contains("update period")),
+        "{:?}",
+        w.warnings
+    );
+    let foreign = other.mark();
+    let w = meter.window(&a, &foreign);
+    assert!(w.warnings.iter().any(|m| m.contains("different meter")));
+    let w = meter.window(&b, &a);
+    assert!(w.warnings.iter().any(|m| m.contains("before the begin")));
+}
+
+#[test]
+fn stop_is_idempotent_and_marks_still_work() {
+    let mut meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(2.0)))], 200.0).unwrap();
+    let begin = meter.mark();
+    sleep(Duration::from_millis(30));
+    meter.stop();
+    meter.stop();
+    let rows_after_stop = meter.trace_since(&begin).len();
+    sleep(Duration::from_millis(30));
+    assert_eq!(
+        meter.trace_since(&begin).len(),
+        rows_after_stop,
+        "sampler must be stopped"
+    );
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    assert!((w.total.0 - 2.0 * w.duration.0).abs() < 1e-9);
+    assert_eq!(w.samples, rows_after_stop + 1);
+}
+
+/// Wraps a sensor and claims a long update period, to trigger the short-window warning.
+struct SlowUpdate(ScriptedSensor);
+
+impl Sensor for SlowUpdate {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            update_period_s: 1.0,
+            ..self.0.info()
+        }
+    }
+    fn read(&mut self) -> Result<Reading, SensorError> {
+        self.0.read()
+    }
+}

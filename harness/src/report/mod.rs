@@ -1,0 +1,4 @@
+//! Renderers: they only format what the run measured.
+
+pub mod progress;
+pub mod table;

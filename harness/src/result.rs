@@ -1,0 +1,309 @@
+//! The result file, schema `effbench.result/1`: one JSON document per run. Readers check the
+//! `schema` field first and reject versions they do not know with a clear error.
+//!
+//! Compatibility: fields marked optional below may be absent in files written by older
+//! versions; adding an optional field keeps `/1`, changing or removing one bumps the schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_json_atomic;
+use crate::sensor::SourceInfo;
+use crate::stats::Summary;
+use crate::system::SystemInfo;
+use crate::units::{Bytes, Joules, Seconds, Watts};
+
+/// The schema this version writes and reads.
+pub const SCHEMA: &str = "effbench.result/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error("cannot read result file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write result file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid JSON (line {line}, column {column}): {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{} has no \"schema\" field; is it an effbench result file? (expected {SCHEMA:?})",
+        path.display()
+    )]
+    MissingSchema { path: PathBuf },
+    #[error(
+        "{} has schema {found:?}, but this effbench ({}) reads only {supported:?}; \
+         use the effbench version that wrote it, or re-run the workload",
+        path.display(), env!("CARGO_PKG_VERSION")
+    )]
+    UnsupportedSchema {
+        path: PathBuf,
+        found: String,
+        supported: &'static str,
+    },
+    #[error("{} is not a valid {SCHEMA} file (line {line}, column {column}): {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    Train,
+    Infer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadInfo {
+    /// e.g. `mlp-digits-train`.
+    pub id: String,
+    pub kind: WorkloadKind,
+    /// The unit of work: `sample`, `token`.
+    pub unit: String,
+    /// e.g. `accuracy`.
+    pub quality_metric: String,
+    pub quality_target: f64,
+    pub higher_is_better: bool,
+    pub model: String,
+    pub dataset: String,
+    /// Floating-point operations per unit of work, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_per_unit: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecipeInfo {
+    pub name: String,
+    /// SHA-256 of the recipe file's bytes (hex).
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The recipe's parameters as resolved for this run.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `cpu`, `cuda`, `external`.
+    pub kind: String,
+    /// `cpu`, `cuda:0`, the runner's device name.
+    pub device: String,
+    /// `f32`, `bf16`, ...
+    pub precision: String,
+    pub threads: usize,
+    pub allocator: String,
+}
+
+/// Energy of one repeat, total and per domain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnergyBreakdown {
+    pub total: Joules,
+    #[serde(default)]
+    pub by_domain: BTreeMap<String, Joules>,
+}
+
+impl EnergyBreakdown {
+    /// A breakdown whose total is the sum of `by_domain`.
+    pub fn from_domains(by_domain: BTreeMap<String, Joules>) -> EnergyBreakdown {
+        EnergyBreakdown {
+            total: by_domain.values().sum(),
+            by_domain,
+        }
+    }
+}
+
+/// Quality measured after `samples` training samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub samples: u64,
+    pub quality: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Repeat {
+    pub seed: u64,
+    /// False when the quality target was missed (or the run broke); see `invalid_reason`.
+    pub valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+    pub wall_s: Seconds,
+    pub energy_j: EnergyBreakdown,
+    /// Energy above idle: total minus idle power × wall time, per domain.
+    pub dynamic_energy_j: EnergyBreakdown,
+    pub avg_power_w: Watts,
+    pub units_processed: u64,
+    #[serde(default)]
+    pub quality: Option<f64>,
+    pub energy_per_unit_j: Joules,
+    pub throughput_per_s: f64,
+    /// Peak RSS during this repeat (or since process start where it cannot be reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved_flops_per_s: Option<f64>,
+    /// `achieved_flops_per_s / peak_flops_per_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_of_peak: Option<f64>,
+    #[serde(default)]
+    pub meter_warnings: Vec<String>,
+    // Training only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_to_target: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_to_target: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_samples: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluations: Option<Vec<Evaluation>>,
+    // Inference only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_unit: Option<Bytes>,
+}
+
+/// One run: everything needed to compare it with a baseline later.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    pub effbench_version: String,
+    /// RFC 3339.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The command line (argv) that produced this file.
+    pub command: Vec<String>,
+    pub workload: WorkloadInfo,
+    pub recipe: RecipeInfo,
+    pub backend: BackendInfo,
+    pub system: SystemInfo,
+    pub energy_sources: Vec<SourceInfo>,
+    /// Idle power per domain, from the idle window before the repeats.
+    pub idle_power_w: BTreeMap<String, Watts>,
+    pub repeats: Vec<Repeat>,
+    /// Measured GEMM peak used for `fraction_of_peak`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_flops_per_s: Option<f64>,
+    /// Informational statistics over valid repeats (see [`RunResult::summarise`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub summary: BTreeMap<String, Summary>,
+}
+
+impl RunResult {
+    /// Reads and validates a result file. The `schema` field is checked before the rest, so a
+    /// file from a future version gets a schema error rather than a missing-field error.
+    pub fn load(path: &Path) -> Result<RunResult, ResultError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ResultError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses result JSON; `path` is only used in error messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<RunResult, ResultError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ResultError::Syntax {
+                path: path.to_path_buf(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+        match value.get("schema") {
+            None => {
+                return Err(ResultError::MissingSchema {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(serde_json::Value::String(s)) if s == SCHEMA => {}
+            Some(other) => {
+                return Err(ResultError::UnsupportedSchema {
+                    path: path.to_path_buf(),
+                    found: other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_string),
+                    supported: SCHEMA,
+                })
+            }
+        }
+        // Parse the text again (not the Value) so type errors carry a line and column.
+        serde_json::from_str(text).map_err(|e| ResultError::Invalid {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the result atomically as pretty JSON.
+    pub fn write(&self, path: &Path) -> Result<(), ResultError> {
+        write_json_atomic(path, self).map_err(|source| ResultError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Fills `summary` with median, mean and bootstrap interval over the valid repeats of:
+    /// `wall_s`, `energy_j`, `dynamic_energy_j`, `energy_per_unit_j`, `avg_power_w`,
+    /// `throughput_per_s`, `quality`, and (where every valid repeat has it)
+    /// `samples_to_target`, `bytes_to_target`, `unique_samples`, `peak_rss_bytes`.
+    pub fn summarise(&mut self, seed: u64) {
+        let valid: Vec<&Repeat> = self.repeats.iter().filter(|r| r.valid).collect();
+        let mut summary = BTreeMap::new();
+        let mut add = |name: &str, values: Option<Vec<f64>>| {
+            if let Some(s) = values.and_then(|v| Summary::of(&v, seed)) {
+                summary.insert(name.to_string(), s);
+            }
+        };
+        let all = |f: &dyn Fn(&Repeat) -> f64| -> Option<Vec<f64>> {
+            Some(valid.iter().map(|r| f(r)).collect())
+        };
+        let each = |f: &dyn Fn(&Repeat) -> Option<f64>| -> Option<Vec<f64>> {
+            valid.iter().map(|r| f(r)).collect()
+        };
+        add("wall_s", all(&|r| r.wall_s.0));
+        add("energy_j", all(&|r| r.energy_j.total.0));
+        add("dynamic_energy_j", all(&|r| r.dynamic_energy_j.total.0));
+        add("energy_per_unit_j", all(&|r| r.energy_per_unit_j.0));
+        add("avg_power_w", all(&|r| r.avg_power_w.0));
+        add("throughput_per_s", all(&|r| r.throughput_per_s));
+        add("quality", each(&|r| r.quality));
+        add(
+            "samples_to_target",
+            each(&|r| r.samples_to_target.map(|x| x as f64)),
+        );
+        add(
+            "bytes_to_target",
+            each(&|r| r.bytes_to_target.map(|x| x.0 as f64)),
+        );
+        add(
+            "unique_samples",
+            each(&|r| r.unique_samples.map(|x| x as f64)),
+        );
+        add(
+            "peak_rss_bytes",
+            each(&|r| r.peak_rss_bytes.map(|x| x.0 as f64)),
+        );
+        self.summary = summary;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! One measured run: peak calibration, idle window, then for each workload its repeats, each
+//! in its own meter window, with the result file rewritten atomically after every repeat so an
+//! interrupted run keeps what finished.
+//!
+//! Phase order (tested in tests/cli.rs): out dir checked -> meter started -> GEMM peak ->
+//! idle window -> per workload: data loaded (unmeasured) -> per repeat: net built from the
+//! seed (unmeasured) -> window [work] -> result + trace written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use effbench_models::data::DataConfig;
+use effbench_models::infer::InferSession;
+use effbench_models::recipe::LoadedRecipe;
+use effbench_models::train::{self, TrainOutcome};
+use effbench_models::{Kind, WorkloadSpec};
+
+use crate::backend::Backend;
+use crate::meter::{write_trace_csv, Mark, Meter, Window};
+use crate::report::progress::Progress;
+use crate::result::{
+    BackendInfo, EnergyBreakdown, Evaluation, RecipeInfo, Repeat, RunResult, WorkloadInfo, WorkloadKind, SCHEMA,
+};
+use crate::sensor::{Provenance, Sensor, SourceInfo};
+use crate::system::SystemInfo;
+use crate::units::{Bytes, Joules, Watts};
+use crate::{fsutil, peak, threads};
+
+/// Everything a run needs, validated: the rest of the code sees only this.
+pub struct RunPlan {
+    pub workloads: Vec<(&'static WorkloadSpec, Option<LoadedRecipe>)>,
+    pub backend: Backend,
+    pub repeats: u32,
+    pub out_dir: PathBuf,
+    pub idle: Duration,
+    pub sample_hz: f64,
+    pub data: DataConfig,
+    pub weights_dir: PathBuf,
+    /// Overrides each workload's measured thread count.
+    pub threads: Option<usize>,
+    /// Inference: repeat passes over the queries until a window lasts at least this long.
+    pub min_infer_window: Duration,
+    pub peak_duration: Duration,
+    pub sensors: Vec<Box<dyn Sensor>>,
+    pub command: Vec<String>,
+    pub allocator: &'static str,
+}
+
+/// What a finished workload left behind.
+pub struct Finished {
+    pub path: PathBuf,
+    pub result: RunResult,
+}
+
+impl Finished {
+    pub fn valid_repeats(&self) -> usize {
+        self.result.repeats.iter().filter(|r| r.valid).count()
+    }
+}
+
+/// "estimated" if any source of a domain the backend uses is an estimate, else "measured".
+pub fn energy_label(sources: &[SourceInfo]) -> &'static str {
+    if sources.iter().any(|s| s.provenance == Provenance::Estimated) {
+        "estimated"
+    } else if sources.iter().any(|s| s.provenance == Provenance::VendorReported) {
+        "vendor-reported"
+    } else {
+        "measured"
+    }
+}
+
+pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Finished>> {
+    let sensors = std::mem::take(&mut plan.sensors);
+    let meter = Meter::start(sensors, plan.sample_hz).context("starting the energy meter")?;
+    let plan = &plan;
+    let dev = plan.backend.device();
+
+    // The GEMM peak for every thread count used, measured before the idle window so the
+    // machine has settled when idle power is read.
+    let mut peaks: BTreeMap<usize, f64> = BTreeMap::new();
+    for (spec, _) in &plan.workloads {
+        let t = plan.threads.unwrap_or(spec.threads);
+        if !peaks.contains_key(&t) && !plan.peak_duration.is_zero() {
+            threads::set(t);
+            let p = peak::measure(&dev, t, plan.peak_duration).context("measuring the GEMM peak")?;
+            progress.note(&format!("GEMM peak, {t} thread(s): {:.1} GFLOP/s (f32, n = {})", p.flops_per_s / 1e9, p.n));
+            peaks.insert(t, p.flops_per_s);
+        }
+    }
+
+    let idle_begin = meter.mark();
+    if !plan.idle.is_zero() {
+        progress.note(&format!("idle window: {:.1} s", plan.idle.as_secs_f64()));
+        std::thread::sleep(plan.idle);
+    }
+    let idle_end = meter.mark();
+    let idle_window = meter.window(&idle_begin, &idle_end);
+    let idle_power: BTreeMap<String, Watts> = if plan.idle.is_zero() {
+        BTreeMap::new()
+    } else {
+        idle_window.avg_power_w().into_iter().map(|(d, w)| (d, Watts(w))).collect()
+    };
+
+    let mut finished = Vec::new();
+    for (spec, recipe) in &plan.workloads {
+        let t = plan.threads.unwrap_or(spec.threads);
+        threads::set(t);
+        let peak = peaks.get(&t).copied();
+        let f = run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, (&idle_begin, &idle_end), progress)
+            .with_context(|| format!("workload {}", spec.id))?;
+        finished.push(f);
+    }
+    Ok(finished)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_workload(
+    plan: &RunPlan,
+    spec: &'static WorkloadSpec,
+    recipe: Option<&LoadedRecipe>,
+    threads: usize,
+    peak: Option<f64>,
+    meter: &Meter,
+    idle_power: &BTreeMap<String, Watts>,
+    idle: (&Mark, &Mark),
+    progress: &mut dyn Progress,
+) -> Result<Finished> {
+    let dev = plan.backend.device();
+    let path = plan.out_dir.join(format!("{}.json", spec.id));
+    let trace_path = plan.out_dir.join(format!("{}.trace.csv", spec.id));
+    progress.workload_start(spec.id, plan.repeats);
+
+    enum Work {
+        Train(Box<dyn effbench_models::task::Task>),
+        Infer(Box<InferSession>),
+    }
+    let work = match spec.kind {
+        Kind::Train => Work::Train(spec.build_task(&plan.data)?),
+        Kind::Infer => Work::Infer(Box::new(InferSession::new(spec, &plan.data, &plan.weights_dir, &dev)?)),
+    };
+    let flops_per_unit = match &work {
+        Work::Train(_) => spec.flops_per_unit(spec.build_net(0, &dev)?.as_ref()),
+        Work::Infer(s) => spec.flops_per_unit(s.net()),
+    };
+
+    let mut result = RunResult {
+        schema: SCHEMA.to_string(),
+        effbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at: chrono::Utc::now(),
+        command: plan.command.clone(),
+        workload: WorkloadInfo {
+            id: spec.id.to_string(),
+            kind: match spec.kind {
+                Kind::Train => WorkloadKind::Train,
+                Kind::Infer => WorkloadKind::Infer,
+            },
+            unit: spec.unit.to_string(),
+            quality_metric: spec.quality_metric.to_string(),
+            quality_target: spec.quality_target,
+            higher_is_better: spec.higher_is_better,
+            model: spec.model.to_string(),
+            dataset: spec.dataset_label(&plan.data),
+            flops_per_unit: Some(flops_per_unit),
+        },
+        recipe: match recipe {
+            Some(r) => RecipeInfo {
+                name: r.recipe.name.clone(),
+                sha256: r.sha256.clone(),
+                path: r.path.as_ref().map(|p| p.display().to_string()),
+                params: serde_json::to_value(&r.recipe)?,
+            },
+            None => RecipeInfo {
+                name: "inference".into(),
+                sha256: String::new(),
+                path: None,
+                params: serde_json::json!({ "batch_size": spec.batch, "queries": spec.query_count() }),
+            },
+        },
+        backend: BackendInfo {
+            kind: plan.backend.to_string(),
+            device: plan.backend.to_string(),
+            precision: "f32".into(),
+            threads,
+            allocator: plan.allocator.to_string(),
+        },
+        system: SystemInfo::collect(compiled_features(), plan.allocator, threads),
+        energy_sources: meter.sources(),
+        idle_power_w: idle_power.clone(),
+        repeats: Vec::new(),
+        peak_flops_per_s: peak,
+        summary: BTreeMap::new(),
+    };
+    // Refuse an unwritable destination before the first repeat's work, not after it.
+    result.write(&path).with_context(|| format!("writing {}", path.display()))?;
+
+    let mut windows: Vec<(String, Mark, Mark)> = Vec::new();
+    for seed in 0..plan.repeats as u64 {
+        let started = Instant::now();
+        let repeat = match &work {
+            Work::Train(task) => {
+                let recipe = recipe.expect("training workloads have a recipe");
+                let net = spec.build_net(seed, &dev)?;
+                let target = spec.target(&recipe.recipe);
+                fsutil::reset_peak_rss();
+                plan.backend.synchronize()?;
+                let begin = meter.mark();
+                let out = train::train(task.as_ref(), net.as_ref(), &recipe.recipe, target, seed, &dev, &mut |e| {
+                    progress.evaluation(e.samples, e.quality)
+                })?;
+                plan.backend.synchronize()?;
+                let end = meter.mark();
+                let window = meter.window(&begin, &end);
+                windows.push((format!("repeat-{seed}"), begin, end));
+                train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak)
+            }
+            Work::Infer(session) => {
+                session.pass()?; // warm-up: caches, allocator, thread pool (unmeasured)
+                fsutil::reset_peak_rss();
+                plan.backend.synchronize()?;
+                let begin = meter.mark();
+                let t0 = Instant::now();
+                let mut passes = Vec::new();
+                while passes.is_empty() || t0.elapsed() < plan.min_infer_window {
+                    passes.push(session.pass()?);
+                }
+                plan.backend.synchronize()?;
+                let end = meter.mark();
+                let window = meter.window(&begin, &end);
+                windows.push((format!("repeat-{seed}"), begin, end));
+                infer_repeat(spec, seed, &passes, &window, idle_power, flops_per_unit, peak)
+            }
+        };
+        progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
+        result.repeats.push(repeat);
+        result.summarise(0);
+        result.write(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut segments: Vec<(String, Vec<crate::meter::TraceRow>)> =
+            vec![("idle".to_string(), meter.trace_between(idle.0, idle.1))];
+        for (label, b, e) in &windows {
+            segments.push((label.clone(), meter.trace_between(b, e)));
+        }
+        let refs: Vec<(&str, &[crate::meter::TraceRow])> = segments.iter().map(|(l, r)| (l.as_str(), r.as_slice())).collect();
+        write_trace_csv(&trace_path, "phase", &refs).with_context(|| format!("writing {}", trace_path.display()))?;
+    }
+    progress.workload_done(spec.id);
+    Ok(Finished { path, result })
+}
+
+fn energy(window: &Window, idle_power: &BTreeMap<String, Watts>) -> (EnergyBreakdown, EnergyBreakdown) {
+    let total = EnergyBreakdown::from_domains(window.by_domain.clone());
+    let dynamic = window
+        .by_domain
+        .iter()
+        .map(|(d, j)| {
+            let idle = idle_power.get(d).copied().unwrap_or(Watts(0.0)) * window.duration;
+            (d.clone(), *j - idle)
+        })
+        .collect();
+    (total, EnergyBreakdown::from_domains(dynamic))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn base_repeat(
+    seed: u64,
+    window: &Window,
+    idle_power: &BTreeMap<String, Watts>,
+    units: u64,
+    quality: Option<f64>,
+    flops_per_unit: f64,
+    peak: Option<f64>,
+) -> Repeat {
+    let (energy_j, dynamic_energy_j) = energy(window, idle_power);
+    let wall = window.duration;
+    let achieved = flops_per_unit * units as f64 / wall.0;
+    Repeat {
+        seed,
+        valid: true,
+        invalid_reason: None,
+        wall_s: wall,
+        avg_power_w: energy_j.total / wall,
+        energy_per_unit_j: Joules(energy_j.total.0 / units.max(1) as f64),
+        energy_j,
+        dynamic_energy_j,
+        units_processed: units,
+        quality,
+        throughput_per_s: units as f64 / wall.0,
+        peak_rss_bytes: fsutil::peak_rss_bytes().map(Bytes),
+        achieved_flops_per_s: Some(achieved),
+        fraction_of_peak: peak.map(|p| achieved / p),
+        meter_warnings: window.warnings.clone(),
+        samples_to_target: None,
+        bytes_to_target: None,
+        unique_samples: None,
+        evaluations: None,
+        batch_size: None,
+        bytes_per_unit: None,
+    }
+}
+
+fn train_repeat(
+    spec: &WorkloadSpec,
+    seed: u64,
+    out: &TrainOutcome,
+    window: &Window,
+    idle_power: &BTreeMap<String, Watts>,
+    flops_per_unit: f64,
+    peak: Option<f64>,
+) -> Repeat {
+    let quality = out.quality.is_finite().then_some(out.quality);
+    let units = out.samples_processed * spec.units_per_sample;
+    let mut r = base_repeat(seed, window, idle_power, units, quality, flops_per_unit, peak);
+    r.samples_to_target = out.samples_to_target;
+    r.bytes_to_target = out.bytes_to_target.map(Bytes);
+    r.unique_samples = Some(out.unique_samples);
+    r.evaluations = Some(out.evaluations.iter().map(|e| Evaluation { samples: e.samples, quality: e.quality }).collect());
+    if !out.reached {
+        r.valid = false;
+        r.invalid_reason = Some(if out.diverged {
+            format!("training diverged (loss not finite) after {} samples", out.samples_processed)
+        } else {
+            format!(
+                "quality target {} {} not reached within the sample cap of {} samples (last: {})",
+                if spec.higher_is_better { ">=" } else { "<=" },
+                spec.quality_target,
+                out.samples_processed,
+                quality.map_or("none".into(), |q| format!("{q:.4}"))
+            )
+        });
+    }
+    r
+}
+
+fn infer_repeat(
+    spec: &WorkloadSpec,
+    seed: u64,
+    passes: &[effbench_models::infer::PassOutcome],
+    window: &Window,
+    idle_power: &BTreeMap<String, Watts>,
+    flops_per_unit: f64,
+    peak: Option<f64>,
+) -> Repeat {
+    let units: u64 = passes.iter().map(|p| p.queries).sum();
+    // The worst pass decides: every pass's answers must meet the target.
+    let worst = passes
+        .iter()
+        .map(|p| p.quality)
+        .reduce(|a, b| if spec.higher_is_better { a.min(b) } else { a.max(b) })
+        .filter(|q| q.is_finite());
+    let mut r = base_repeat(seed, window, idle_power, units, worst, flops_per_unit, peak);
+    r.batch_size = Some(spec.batch as u64);
+    r.bytes_per_unit = passes.first().map(|p| Bytes(p.bytes_per_query));
+    let met = worst.is_some_and(|q| if spec.higher_is_better { q >= spec.quality_target } else { q <= spec.quality_target });
+    if !met {
+        r.valid = false;
+        r.invalid_reason = Some(format!(
+            "answers' quality {} misses the target {}",
+            worst.map_or("NaN".into(), |q| format!("{q:.4}")),
+            spec.quality_target
+        ));
+    }
+    r
+}
+
+pub fn compiled_features() -> Vec<String> {
+    let mut f = Vec::new();
+    if cfg!(feature = "cuda") {
+        f.push("cuda".to_string());
+    }
+    f
+}

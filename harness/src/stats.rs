@@ -1,0 +1,202 @@
+//! Summary statistics over repeats: median, mean and a seeded percentile-bootstrap 95%
+//! interval of the median. The RNG is a tiny SplitMix64, so intervals are reproducible from
+//! the seed stored in the result and no RNG crate is needed.
+
+use serde::{Deserialize, Serialize};
+
+/// Number of bootstrap resamples for [`Summary::of`].
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
+/// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+/// OOPSLA 2014): 64 bits of state, passes BigCrush, plenty for resampling indices.
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64 { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform index in `0..n` (`n > 0`), by Lemire's multiply-shift; the bias is below
+    /// n / 2^64, irrelevant for resampling.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// Median of `values`, `None` when empty or when any value is NaN.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    Some(median_in_place(&mut sorted))
+}
+
+/// Median of a non-empty slice with no NaN; reorders the slice.
+fn median_in_place(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Value at quantile `q` in [0, 1] of a sorted, non-empty slice, interpolating linearly between
+/// order statistics.
+fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Percentile-bootstrap `level` interval (e.g. 0.95) of `statistic` over `values`: draws
+/// `resamples` samples of the same size with replacement from a [`SplitMix64`] seeded with
+/// `seed`, applies `statistic` to each (it may reorder its argument) and returns the
+/// `(1 - level) / 2` and `(1 + level) / 2` quantiles. `None` when `values` is empty or
+/// `resamples` is 0. Cost: `resamples` × (n + the statistic's cost); one buffer, reused.
+pub fn bootstrap_interval(
+    values: &[f64],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+    mut statistic: impl FnMut(&mut [f64]) -> f64,
+) -> Option<[f64; 2]> {
+    if values.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut buf = vec![0.0; values.len()];
+    let mut stats = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        for slot in buf.iter_mut() {
+            *slot = values[rng.below(values.len())];
+        }
+        stats.push(statistic(&mut buf));
+    }
+    stats.sort_unstable_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    Some([
+        quantile_sorted(&stats, tail),
+        quantile_sorted(&stats, 1.0 - tail),
+    ])
+}
+
+/// Informational summary of one metric over repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub median: f64,
+    pub mean: f64,
+    /// Percentile-bootstrap 95% interval of the median ([`BOOTSTRAP_RESAMPLES`] resamples).
+    pub ci95: [f64; 2],
+    pub n: usize,
+}
+
+impl Summary {
+    /// `None` for an empty slice or one containing a non-finite value (a NaN would make every
+    /// statistic meaningless; the caller decides what a missing measurement means). One value
+    /// gives the degenerate interval `[x, x]`.
+    pub fn of(values: &[f64], seed: u64) -> Option<Summary> {
+        if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let median = median(values)?;
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let ci95 = if values.len() == 1 {
+            [median, median]
+        } else {
+            bootstrap_interval(values, BOOTSTRAP_RESAMPLES, 0.95, seed, median_in_place)?
+        };
+        Some(Summary {
+            median,
+            mean,
+            ci95,
+            n: values.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[7.0]), Some(7.0));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn summary_of_empty_or_non_finite_is_none() {
+        assert_eq!(Summary::of(&[], 1), None);
+        assert_eq!(Summary::of(&[1.0, f64::INFINITY], 1), None);
+    }
+
+    #[test]
+    fn single_value_gives_degenerate_interval() {
+        let s = Summary::of(&[4.2], 9).unwrap();
+        assert_eq!(s.ci95, [4.2, 4.2]);
+        assert_eq!((s.median, s.mean, s.n), (4.2, 4.2, 1));
+    }
+
+    #[test]
+    fn interval_contains_median_and_is_within_range() {
+        let values = [10.2, 9.8, 10.5, 10.1, 9.9, 10.0, 10.3];
+        let s = Summary::of(&values, 42).unwrap();
+        assert_eq!(s.median, 10.1);
+        assert!((s.mean - 10.114285714285714).abs() < 1e-12);
+        assert!(s.ci95[0] <= s.median && s.median <= s.ci95[1], "{s:?}");
+        assert!(s.ci95[0] >= 9.8 && s.ci95[1] <= 10.5, "{s:?}");
+        assert!(
+            s.ci95[0] < s.ci95[1],
+            "seven distinct values give a real interval"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_interval_other_seed_may_differ() {
+        let values = [1.0, 5.0, 2.0, 8.0, 3.0, 9.0];
+        let a = Summary::of(&values, 7).unwrap();
+        let b = Summary::of(&values, 7).unwrap();
+        assert_eq!(a, b);
+        let intervals: Vec<[f64; 2]> = (0..20)
+            .map(|seed| bootstrap_interval(&values, 200, 0.95, seed, median_in_place).unwrap())
+            .collect();
+        assert!(
+            intervals.iter().any(|i| *i != intervals[0]),
+            "the seed must drive the resampling"
+        );
+    }
+
+    #[test]
+    fn splitmix_reference_values_and_uniform_indices() {
+        // First outputs for seed 0, as in the reference implementation (Vigna, splitmix64.c).
+        let mut rng = SplitMix64::new(0);
+        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        let mut counts = [0usize; 4];
+        for _ in 0..40_000 {
+            counts[rng.below(4)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Small CNN for 28x28 greyscale images: 2 x (conv3x3 + ReLU + maxpool2), 16 then 32
+//! channels, then FC 1568-64-10. Convolutions are stride 1 with "same" padding and 2x2 pools
+//! on even sizes, so candle's conv2d backward (pitfall 3 in workloads.md) is never asked for an
+//! output padding. Pooling is `layers::max_pool2x2`, not candle's `max_pool2d`, whose backward
+//! scales gradients by 1/4 (see there).
+
+use candle_core::{Result, Tensor};
+
+use crate::layers::{max_pool2x2, Conv2d, Init, Linear, Params};
+use crate::task::Net;
+
+pub struct Cnn {
+    c1: Conv2d,
+    c2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+    side: usize,
+    params: Params,
+}
+
+impl Cnn {
+    pub fn new(side: usize, classes: usize, mut init: Init) -> Result<Self> {
+        let c1 = Conv2d::new(&mut init, "conv1", 1, 16, 3)?;
+        let c2 = Conv2d::new(&mut init, "conv2", 16, 32, 3)?;
+        let flat = 32 * (side / 4) * (side / 4);
+        let fc1 = Linear::new(&mut init, "fc1", flat, 64)?;
+        let fc2 = Linear::new(&mut init, "fc2", 64, classes)?;
+        let params = init.finish();
+        Ok(Self { c1, c2, fc1, fc2, side, params })
+    }
+}
+
+impl Net for Cnn {
+    /// x: (batch, side*side) pixels in [0, 1] -> (batch, classes) logits
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let h = x.reshape((b, 1, self.side, self.side))?;
+        let h = max_pool2x2(&self.c1.forward(&h)?.relu()?)?;
+        let h = max_pool2x2(&self.c2.forward(&h)?.relu()?)?;
+        let h = h.flatten_from(1)?;
+        self.fc2.forward(&self.fc1.forward(&h)?.relu()?)
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn forward_flops_per_sample(&self) -> u64 {
+        let s = self.side as u64;
+        // multiply-add = 2 FLOPs; 3x3 kernels; the second conv runs on the pooled (s/2)^2 map.
+        let conv1 = 2 * 9 * 16 * s * s;
+        let conv2 = 2 * 9 * 16 * 32 * (s / 2) * (s / 2);
+        conv1 + conv2 + self.fc1.flops_per_row() + self.fc2.flops_per_row()
+    }
+}

@@ -1,0 +1,167 @@
+//! Inference workloads: a trained model (weights trained by effbench itself and shipped as
+//! safetensors) answers a fixed set of 1,000 queries at a given batch size. Loading the
+//! weights and preparing the query tensors happen before the measured window; a pass is the
+//! measured work, and its answers are scored so a fast but wrong backend cannot pass.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, D};
+
+use crate::data::DataConfig;
+use crate::task::Net;
+use crate::workload::{Arch, Kind, WorkloadSpec};
+use crate::{metrics, ModelError, Result};
+
+/// Where the shipped weights are: `EFFBENCH_WEIGHTS_DIR`, else this crate's `weights/`.
+pub fn default_weights_dir() -> PathBuf {
+    std::env::var_os("EFFBENCH_WEIGHTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/weights")))
+}
+
+pub fn weights_path(dir: &Path, spec: &WorkloadSpec) -> PathBuf {
+    dir.join(format!("{}.safetensors", spec.weights_name()))
+}
+
+enum Scorer {
+    Accuracy { labels: Vec<u32>, classes: usize },
+    NextCharLoss { targets: Vec<u32> },
+    Auc { anomalous: Vec<bool>, inputs: Vec<f32>, dim: usize },
+}
+
+pub struct InferSession {
+    net: Box<dyn Net>,
+    batches: Vec<Tensor>,
+    scorer: Scorer,
+    queries: usize,
+    input_bytes_per_query: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PassOutcome {
+    pub queries: u64,
+    pub quality: f64,
+    /// Bytes moved per query: inputs handed to the model plus outputs read back.
+    pub bytes_per_query: u64,
+}
+
+impl InferSession {
+    pub fn new(spec: &WorkloadSpec, data: &DataConfig, weights_dir: &Path, dev: &Device) -> Result<InferSession> {
+        if spec.kind != Kind::Infer {
+            return Err(ModelError::Unsupported(format!("{} is not an inference workload", spec.id)));
+        }
+        let n = spec.query_count();
+        let net = spec.build_net(0, dev)?;
+        let wpath = weights_path(weights_dir, spec);
+        let tensors = candle_core::safetensors::load(&wpath, dev).map_err(|e| {
+            ModelError::bad_data(&wpath, format!("{e}; the weights are made by `effbench weights` (see models/weights/README.md)"))
+        })?;
+        net.params().load(&tensors)?;
+        let (inputs, dim, scorer): (QueryInputs, usize, Scorer) = match spec.arch {
+            Arch::DigitsMlp => {
+                return Err(ModelError::Unsupported("digits-mlp has no inference workload".into()));
+            }
+            Arch::FmnistMlp | Arch::FmnistCnn => {
+                let test = crate::data::idx::read_split(&data.shipped.join("fashion-mnist-subset"), "t10k")?.head(n);
+                let dim = test.dim;
+                (QueryInputs::F32(test.x), dim, Scorer::Accuracy { labels: test.y, classes: test.classes })
+            }
+            Arch::CharLm => {
+                let text = crate::data::text::CharText::read(&data.shipped.join("austen/pride-and-prejudice.txt.gz"))?;
+                let held = &text.ids[text.ids.len() * 9 / 10..];
+                let c = crate::workload::CHARLM.context;
+                let mut x = Vec::with_capacity(n * c);
+                let mut targets = Vec::with_capacity(n);
+                for q in 0..n {
+                    x.extend_from_slice(&held[q * c..(q + 1) * c]);
+                    targets.push(held[(q + 1) * c]);
+                }
+                (QueryInputs::U32(x), c, Scorer::NextCharLoss { targets })
+            }
+            Arch::MachineAe => {
+                let hum = crate::data::hum::generate();
+                let dim = crate::data::hum::DIM;
+                let inputs = hum.test[..n * dim].to_vec();
+                (
+                    QueryInputs::F32(inputs.clone()),
+                    dim,
+                    Scorer::Auc { anomalous: hum.test_anomalous[..n].to_vec(), inputs, dim },
+                )
+            }
+        };
+        let batches = inputs.batches(dim, spec.batch.max(1), dev)?;
+        Ok(InferSession { net, batches, scorer, queries: n, input_bytes_per_query: 4 * dim as u64 })
+    }
+
+    /// One pass over every query; the answers are copied back to the host and scored.
+    pub fn pass(&self) -> Result<PassOutcome> {
+        let mut outputs: Vec<f32> = Vec::new();
+        let mut out_per_query = 0;
+        for b in &self.batches {
+            let mut y = self.net.forward(b)?;
+            if y.rank() == 3 {
+                // language model: the prediction after the last character of each context
+                let t = y.dim(1)?;
+                y = y.narrow(1, t - 1, 1)?.squeeze(1)?;
+            }
+            out_per_query = y.dim(D::Minus1)?;
+            outputs.extend(y.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let quality = match &self.scorer {
+            Scorer::Accuracy { labels, classes } => metrics::accuracy(&outputs, *classes, labels),
+            Scorer::NextCharLoss { targets } => mean_nll(&outputs, out_per_query, targets),
+            Scorer::Auc { anomalous, inputs, dim } => {
+                let scores: Vec<f32> = outputs
+                    .chunks_exact(*dim)
+                    .zip(inputs.chunks_exact(*dim))
+                    .map(|(o, i)| o.iter().zip(i).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / *dim as f32)
+                    .collect();
+                metrics::roc_auc(&scores, anomalous)
+            }
+        };
+        Ok(PassOutcome {
+            queries: self.queries as u64,
+            quality,
+            bytes_per_query: self.input_bytes_per_query + 4 * out_per_query as u64,
+        })
+    }
+
+    pub fn net(&self) -> &dyn Net {
+        self.net.as_ref()
+    }
+}
+
+enum QueryInputs {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+impl QueryInputs {
+    fn batches(&self, dim: usize, batch: usize, dev: &Device) -> Result<Vec<Tensor>> {
+        let rows = match self {
+            QueryInputs::F32(v) => v.len() / dim,
+            QueryInputs::U32(v) => v.len() / dim,
+        };
+        let mut out = Vec::new();
+        for start in (0..rows).step_by(batch) {
+            let n = batch.min(rows - start);
+            let r = start * dim..(start + n) * dim;
+            out.push(match self {
+                QueryInputs::F32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
+                QueryInputs::U32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Mean negative log-likelihood (nats) of `targets` under rows of logits.
+fn mean_nll(logits: &[f32], classes: usize, targets: &[u32]) -> f64 {
+    let mut total = 0.0;
+    for (row, &t) in logits.chunks_exact(classes).zip(targets) {
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+        total += lse - row[t as usize] as f64;
+    }
+    total / targets.len().max(1) as f64
+}

@@ -1,0 +1,48 @@
+//! Multi-layer perceptron: Linear layers with ReLU between them, none after the last.
+//! Used by `digits-mlp` (64-128-10), `fmnist-mlp` (784-128-10) and, with the MLPerf Tiny
+//! anomaly-detection shape, by the autoencoder (see `autoencoder.rs`).
+
+use candle_core::{Result, Tensor};
+
+use crate::layers::{Init, Linear, Params};
+use crate::task::Net;
+
+pub struct Mlp {
+    layers: Vec<Linear>,
+    params: Params,
+}
+
+impl Mlp {
+    /// `sizes` = [input, hidden..., output].
+    pub fn new(sizes: &[usize], mut init: Init) -> Result<Self> {
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        for (i, w) in sizes.windows(2).enumerate() {
+            layers.push(Linear::new(&mut init, &format!("fc{i}"), w[0], w[1])?);
+        }
+        let params = init.finish();
+        Ok(Self { layers, params })
+    }
+}
+
+impl Net for Mlp {
+    /// x: (batch, input) -> (batch, output)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i < last {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn forward_flops_per_sample(&self) -> u64 {
+        self.layers.iter().map(Linear::flops_per_row).sum()
+    }
+}
