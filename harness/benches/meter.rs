@@ -17,9 +17,7 @@ use effbench::units::Watts;
 
 fn estimate_read(c: &mut Criterion) {
     let mut estimate = CpuEstimate::from_system();
-    c.bench_function("estimate_read", |b| {
-        b.iter(|| black_box(estimate.read().ok()))
-    });
+    c.bench_function("estimate_read", |b| b.iter(|| black_box(estimate.read().ok())));
 }
 
 fn meter_mark(c: &mut Criterion) {
@@ -27,10 +25,8 @@ fn meter_mark(c: &mut Criterion) {
     // outside the timed region) and memory stays bounded by one batch.
     c.bench_function("meter_mark", |b| {
         b.iter_custom(|iters| {
-            let sensors: Vec<Box<dyn Sensor>> = vec![
-                Box::new(CpuEstimate::from_system()),
-                Box::new(FakePower::new("gpu:0", Watts(100.0))),
-            ];
+            let sensors: Vec<Box<dyn Sensor>> =
+                vec![Box::new(CpuEstimate::from_system()), Box::new(FakePower::new("gpu:0", Watts(100.0)))];
             let Ok(meter) = Meter::start(sensors, DEFAULT_SAMPLE_HZ) else {
                 panic!("the CPU estimate and a fake sensor always start");
             };

@@ -23,10 +23,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} does not name a file", path.display()),
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", path.display()))
     })?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut tmp_name = std::ffi::OsString::from(".");
@@ -104,10 +101,7 @@ mod tests {
         write_atomic(&path, b"first").unwrap();
         write_atomic(&path, b"second").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
     }
 
@@ -151,10 +145,7 @@ mod tests {
         drop(std::hint::black_box(big));
         if reset_peak_rss() {
             let after = peak_rss_bytes().unwrap();
-            assert!(
-                after < during,
-                "reset should lower the peak: {after} vs {during}"
-            );
+            assert!(after < during, "reset should lower the peak: {after} vs {during}");
         }
     }
 }

@@ -1,19 +1,19 @@
 //! effbench: measures whether a system or a training method uses at least 50% less energy and
 //! data than a stored baseline for the same work at the same quality.
 
+pub mod backend;
+pub mod cli;
 pub mod fsutil;
 pub mod meter;
+pub mod peak;
+pub mod report;
 pub mod result;
+pub mod run;
 pub mod sensor;
 pub mod stats;
 pub mod system;
-pub mod units;
-pub mod backend;
-pub mod cli;
-pub mod peak;
-pub mod report;
-pub mod run;
 pub mod threads;
+pub mod units;
 
 /// The global allocator of the `effbench` binary, recorded in results.
 pub const ALLOCATOR: &str = "mimalloc";

@@ -33,12 +33,7 @@ pub enum ResultError {
         source: std::io::Error,
     },
     #[error("{} is not valid JSON (line {line}, column {column}): {message}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
     #[error(
         "{} has no \"schema\" field; is it an effbench result file? (expected {SCHEMA:?})",
         path.display()
@@ -49,18 +44,9 @@ pub enum ResultError {
          use the effbench version that wrote it, or re-run the workload",
         path.display(), env!("CARGO_PKG_VERSION")
     )]
-    UnsupportedSchema {
-        path: PathBuf,
-        found: String,
-        supported: &'static str,
-    },
+    UnsupportedSchema { path: PathBuf, found: String, supported: &'static str },
     #[error("{} is not a valid {SCHEMA} file (line {line}, column {column}): {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,10 +109,7 @@ pub struct EnergyBreakdown {
 impl EnergyBreakdown {
     /// A breakdown whose total is the sum of `by_domain`.
     pub fn from_domains(by_domain: BTreeMap<String, Joules>) -> EnergyBreakdown {
-        EnergyBreakdown {
-            total: by_domain.values().sum(),
-            by_domain,
-        }
+        EnergyBreakdown { total: by_domain.values().sum(), by_domain }
     }
 }
 
@@ -210,35 +193,26 @@ impl RunResult {
     /// Reads and validates a result file. The `schema` field is checked before the rest, so a
     /// file from a future version gets a schema error rather than a missing-field error.
     pub fn load(path: &Path) -> Result<RunResult, ResultError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ResultError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ResultError::Read { path: path.to_path_buf(), source })?;
         Self::from_json(&text, path)
     }
 
     /// Parses result JSON; `path` is only used in error messages.
     pub fn from_json(text: &str, path: &Path) -> Result<RunResult, ResultError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ResultError::Syntax {
-                path: path.to_path_buf(),
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            })?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ResultError::Syntax {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
         match value.get("schema") {
-            None => {
-                return Err(ResultError::MissingSchema {
-                    path: path.to_path_buf(),
-                })
-            }
+            None => return Err(ResultError::MissingSchema { path: path.to_path_buf() }),
             Some(serde_json::Value::String(s)) if s == SCHEMA => {}
             Some(other) => {
                 return Err(ResultError::UnsupportedSchema {
                     path: path.to_path_buf(),
-                    found: other
-                        .as_str()
-                        .map_or_else(|| other.to_string(), str::to_string),
+                    found: other.as_str().map_or_else(|| other.to_string(), str::to_string),
                     supported: SCHEMA,
                 })
             }
@@ -254,10 +228,7 @@ impl RunResult {
 
     /// Writes the result atomically as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), ResultError> {
-        write_json_atomic(path, self).map_err(|source| ResultError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_json_atomic(path, self).map_err(|source| ResultError::Write { path: path.to_path_buf(), source })
     }
 
     /// Fills `summary` with median, mean and bootstrap interval over the valid repeats of:
@@ -272,12 +243,8 @@ impl RunResult {
                 summary.insert(name.to_string(), s);
             }
         };
-        let all = |f: &dyn Fn(&Repeat) -> f64| -> Option<Vec<f64>> {
-            Some(valid.iter().map(|r| f(r)).collect())
-        };
-        let each = |f: &dyn Fn(&Repeat) -> Option<f64>| -> Option<Vec<f64>> {
-            valid.iter().map(|r| f(r)).collect()
-        };
+        let all = |f: &dyn Fn(&Repeat) -> f64| -> Option<Vec<f64>> { Some(valid.iter().map(|r| f(r)).collect()) };
+        let each = |f: &dyn Fn(&Repeat) -> Option<f64>| -> Option<Vec<f64>> { valid.iter().map(|r| f(r)).collect() };
         add("wall_s", all(&|r| r.wall_s.0));
         add("energy_j", all(&|r| r.energy_j.total.0));
         add("dynamic_energy_j", all(&|r| r.dynamic_energy_j.total.0));
@@ -285,22 +252,10 @@ impl RunResult {
         add("avg_power_w", all(&|r| r.avg_power_w.0));
         add("throughput_per_s", all(&|r| r.throughput_per_s));
         add("quality", each(&|r| r.quality));
-        add(
-            "samples_to_target",
-            each(&|r| r.samples_to_target.map(|x| x as f64)),
-        );
-        add(
-            "bytes_to_target",
-            each(&|r| r.bytes_to_target.map(|x| x.0 as f64)),
-        );
-        add(
-            "unique_samples",
-            each(&|r| r.unique_samples.map(|x| x as f64)),
-        );
-        add(
-            "peak_rss_bytes",
-            each(&|r| r.peak_rss_bytes.map(|x| x.0 as f64)),
-        );
+        add("samples_to_target", each(&|r| r.samples_to_target.map(|x| x as f64)));
+        add("bytes_to_target", each(&|r| r.bytes_to_target.map(|x| x.0 as f64)));
+        add("unique_samples", each(&|r| r.unique_samples.map(|x| x as f64)));
+        add("peak_rss_bytes", each(&|r| r.peak_rss_bytes.map(|x| x.0 as f64)));
         self.summary = summary;
     }
 }

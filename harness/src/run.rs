@@ -108,8 +108,9 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
         let t = plan.threads.unwrap_or(spec.threads);
         threads::set(t);
         let peak = peaks.get(&t).copied();
-        let f = run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, (&idle_begin, &idle_end), progress)
-            .with_context(|| format!("workload {}", spec.id))?;
+        let f =
+            run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, (&idle_begin, &idle_end), progress)
+                .with_context(|| format!("workload {}", spec.id))?;
         finished.push(f);
     }
     Ok(finished)
@@ -241,7 +242,8 @@ fn run_workload(
         for (label, b, e) in &windows {
             segments.push((label.clone(), meter.trace_between(b, e)));
         }
-        let refs: Vec<(&str, &[crate::meter::TraceRow])> = segments.iter().map(|(l, r)| (l.as_str(), r.as_slice())).collect();
+        let refs: Vec<(&str, &[crate::meter::TraceRow])> =
+            segments.iter().map(|(l, r)| (l.as_str(), r.as_slice())).collect();
         write_trace_csv(&trace_path, "phase", &refs).with_context(|| format!("writing {}", trace_path.display()))?;
     }
     progress.workload_done(spec.id);
@@ -314,7 +316,8 @@ fn train_repeat(
     r.samples_to_target = out.samples_to_target;
     r.bytes_to_target = out.bytes_to_target.map(Bytes);
     r.unique_samples = Some(out.unique_samples);
-    r.evaluations = Some(out.evaluations.iter().map(|e| Evaluation { samples: e.samples, quality: e.quality }).collect());
+    r.evaluations =
+        Some(out.evaluations.iter().map(|e| Evaluation { samples: e.samples, quality: e.quality }).collect());
     if !out.reached {
         r.valid = false;
         r.invalid_reason = Some(if out.diverged {
@@ -351,7 +354,8 @@ fn infer_repeat(
     let mut r = base_repeat(seed, window, idle_power, units, worst, flops_per_unit, peak);
     r.batch_size = Some(spec.batch as u64);
     r.bytes_per_unit = passes.first().map(|p| Bytes(p.bytes_per_query));
-    let met = worst.is_some_and(|q| if spec.higher_is_better { q >= spec.quality_target } else { q <= spec.quality_target });
+    let met =
+        worst.is_some_and(|q| if spec.higher_is_better { q >= spec.quality_target } else { q <= spec.quality_target });
     if !met {
         r.valid = false;
         r.invalid_reason = Some(format!(

@@ -89,10 +89,7 @@ pub fn bootstrap_interval(
     }
     stats.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - level) / 2.0;
-    Some([
-        quantile_sorted(&stats, tail),
-        quantile_sorted(&stats, 1.0 - tail),
-    ])
+    Some([quantile_sorted(&stats, tail), quantile_sorted(&stats, 1.0 - tail)])
 }
 
 /// Informational summary of one metric over repeats.
@@ -120,12 +117,7 @@ impl Summary {
         } else {
             bootstrap_interval(values, BOOTSTRAP_RESAMPLES, 0.95, seed, median_in_place)?
         };
-        Some(Summary {
-            median,
-            mean,
-            ci95,
-            n: values.len(),
-        })
+        Some(Summary { median, mean, ci95, n: values.len() })
     }
 }
 
@@ -163,10 +155,7 @@ mod tests {
         assert!((s.mean - 10.114285714285714).abs() < 1e-12);
         assert!(s.ci95[0] <= s.median && s.median <= s.ci95[1], "{s:?}");
         assert!(s.ci95[0] >= 9.8 && s.ci95[1] <= 10.5, "{s:?}");
-        assert!(
-            s.ci95[0] < s.ci95[1],
-            "seven distinct values give a real interval"
-        );
+        assert!(s.ci95[0] < s.ci95[1], "seven distinct values give a real interval");
     }
 
     #[test]
@@ -175,13 +164,9 @@ mod tests {
         let a = Summary::of(&values, 7).unwrap();
         let b = Summary::of(&values, 7).unwrap();
         assert_eq!(a, b);
-        let intervals: Vec<[f64; 2]> = (0..20)
-            .map(|seed| bootstrap_interval(&values, 200, 0.95, seed, median_in_place).unwrap())
-            .collect();
-        assert!(
-            intervals.iter().any(|i| *i != intervals[0]),
-            "the seed must drive the resampling"
-        );
+        let intervals: Vec<[f64; 2]> =
+            (0..20).map(|seed| bootstrap_interval(&values, 200, 0.95, seed, median_in_place).unwrap()).collect();
+        assert!(intervals.iter().any(|i| *i != intervals[0]), "the seed must drive the resampling");
     }
 
     #[test]
@@ -194,9 +179,6 @@ mod tests {
         for _ in 0..40_000 {
             counts[rng.below(4)] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
     }
 }

@@ -42,11 +42,7 @@ impl SystemInfo {
                 .with_cpu(CpuRefreshKind::nothing())
                 .with_memory(MemoryRefreshKind::nothing().with_ram()),
         );
-        let cpu_model = sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_string())
-            .unwrap_or_default();
+        let cpu_model = sys.cpus().first().map(|c| c.brand().trim().to_string()).unwrap_or_default();
         let os = match (System::name(), System::long_os_version()) {
             (_, Some(long)) => long,
             (Some(name), None) => name,
@@ -94,9 +90,7 @@ pub fn nvidia_gpus(root: &Path) -> Vec<String> {
         })
         .collect();
     gpus.sort();
-    gpus.into_iter()
-        .map(|(bus, model)| format!("{model} ({bus})"))
-        .collect()
+    gpus.into_iter().map(|(bus, model)| format!("{model} ({bus})")).collect()
 }
 
 /// A short, filesystem-safe name for a class of machines, from the CPU model and the logical
@@ -104,10 +98,7 @@ pub fn nvidia_gpus(root: &Path) -> Vec<String> {
 /// clock speeds, "Processor", "CPU", "N-Core" and "Nth Gen" are dropped; only `[a-z0-9]`
 /// words joined by `-` remain. Used for baseline folder names, so it must stay stable.
 pub fn host_class(cpu_model: &str, logical_cores: usize) -> String {
-    let lower = cpu_model
-        .to_ascii_lowercase()
-        .replace("(r)", " ")
-        .replace("(tm)", " ");
+    let lower = cpu_model.to_ascii_lowercase().replace("(r)", " ").replace("(tm)", " ");
     // Everything after '@' is the clock speed.
     let lower = lower.split('@').next().unwrap_or("");
     let mut words: Vec<String> = Vec::new();
@@ -119,21 +110,10 @@ pub fn host_class(cpu_model: &str, logical_cores: usize) -> String {
         if is_noise {
             continue;
         }
-        let slug: String = raw
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        words.extend(
-            slug.split('-')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string),
-        );
+        let slug: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        words.extend(slug.split('-').filter(|w| !w.is_empty()).map(str::to_string));
     }
-    let model = if words.is_empty() {
-        "unknown".to_string()
-    } else {
-        words.join("-")
-    };
+    let model = if words.is_empty() { "unknown".to_string() } else { words.join("-") };
     format!("cpu-{model}-{logical_cores}t")
 }
 
@@ -144,18 +124,9 @@ mod tests {
     #[test]
     fn host_class_examples() {
         assert_eq!(host_class("AMD EPYC", 2), "cpu-amd-epyc-2t");
-        assert_eq!(
-            host_class("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 80),
-            "cpu-intel-xeon-platinum-8380-80t"
-        );
-        assert_eq!(
-            host_class("AMD EPYC 7763 64-Core Processor", 128),
-            "cpu-amd-epyc-7763-128t"
-        );
-        assert_eq!(
-            host_class("13th Gen Intel(R) Core(TM) i9-13900K", 32),
-            "cpu-intel-core-i9-13900k-32t"
-        );
+        assert_eq!(host_class("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 80), "cpu-intel-xeon-platinum-8380-80t");
+        assert_eq!(host_class("AMD EPYC 7763 64-Core Processor", 128), "cpu-amd-epyc-7763-128t");
+        assert_eq!(host_class("13th Gen Intel(R) Core(TM) i9-13900K", 32), "cpu-intel-core-i9-13900k-32t");
         assert_eq!(host_class("", 4), "cpu-unknown-4t");
         assert_eq!(host_class("Weird/Thing: x_y", 1), "cpu-weird-thing-x-y-1t");
     }
@@ -163,33 +134,19 @@ mod tests {
     #[test]
     fn host_class_is_filesystem_safe() {
         let c = host_class("Some  ../../CPU (R) \"name\" @ 3GHz", 8);
-        assert!(
-            c.chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
-            "{c}"
-        );
+        assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'), "{c}");
         assert!(!c.contains("--"), "{c}");
     }
 
     #[test]
     fn nvidia_gpus_from_a_fake_proc_tree() {
         let dir = tempfile::tempdir().unwrap();
-        for (bus, model) in [
-            ("0000:41:00.0", "NVIDIA A100"),
-            ("0000:01:00.0", "NVIDIA H100"),
-        ] {
+        for (bus, model) in [("0000:41:00.0", "NVIDIA A100"), ("0000:01:00.0", "NVIDIA H100")] {
             let d = dir.path().join(bus);
             fs::create_dir(&d).unwrap();
-            fs::write(
-                d.join("information"),
-                format!("Model: \t\t {model}\nIRQ:   42\nBus Location: {bus}\n"),
-            )
-            .unwrap();
+            fs::write(d.join("information"), format!("Model: \t\t {model}\nIRQ:   42\nBus Location: {bus}\n")).unwrap();
         }
-        assert_eq!(
-            nvidia_gpus(dir.path()),
-            vec!["NVIDIA H100 (0000:01:00.0)", "NVIDIA A100 (0000:41:00.0)"]
-        );
+        assert_eq!(nvidia_gpus(dir.path()), vec!["NVIDIA H100 (0000:01:00.0)", "NVIDIA A100 (0000:41:00.0)"]);
         assert!(nvidia_gpus(&dir.path().join("absent")).is_empty());
     }
 
@@ -200,9 +157,7 @@ mod tests {
         assert!(info.memory_bytes > 0);
         assert_eq!(info.compiled_features, vec!["cuda"]);
         assert_eq!((info.allocator.as_str(), info.threads), ("mimalloc", 3));
-        assert!(info
-            .host_class()
-            .ends_with(&format!("-{}t", info.logical_cores)));
+        assert!(info.host_class().ends_with(&format!("-{}t", info.logical_cores)));
         let json = serde_json::to_string(&info).unwrap();
         let back: SystemInfo = serde_json::from_str(&json).unwrap();
         assert_eq!(back, info);

@@ -11,7 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(0);
     let spec = WorkloadSpec::get(id)?;
     let recipe = spec.recipe(recipe)?.recipe;
-    let data = if std::env::var_os("SHIPPED_ONLY").is_some() { DataConfig::shipped_only() } else { DataConfig::discover(None) };
+    let data = if std::env::var_os("SHIPPED_ONLY").is_some() {
+        DataConfig::shipped_only()
+    } else {
+        DataConfig::discover(None)
+    };
     let dev = candle_core::Device::Cpu;
     let task = spec.build_task(&data)?;
     let net = spec.build_net(seed, &dev)?;

@@ -24,7 +24,9 @@ pub enum ModelError {
     #[error("unknown workload {id:?}; valid ids: {valid}")]
     UnknownWorkload { id: String, valid: String },
 
-    #[error("unknown recipe {name:?} for workload {workload}; shipped recipes: {valid} (or give a path to a .toml file)")]
+    #[error(
+        "unknown recipe {name:?} for workload {workload}; shipped recipes: {valid} (or give a path to a .toml file)"
+    )]
     UnknownRecipe { name: String, workload: String, valid: String },
 
     #[error("{0}")]

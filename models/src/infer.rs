@@ -54,7 +54,10 @@ impl InferSession {
         let net = spec.build_net(0, dev)?;
         let wpath = weights_path(weights_dir, spec);
         let tensors = candle_core::safetensors::load(&wpath, dev).map_err(|e| {
-            ModelError::bad_data(&wpath, format!("{e}; the weights are made by `effbench weights` (see models/weights/README.md)"))
+            ModelError::bad_data(
+                &wpath,
+                format!("{e}; the weights are made by `effbench weights` (see models/weights/README.md)"),
+            )
         })?;
         net.params().load(&tensors)?;
         let (inputs, dim, scorer): (QueryInputs, usize, Scorer) = match spec.arch {

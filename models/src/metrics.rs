@@ -2,11 +2,7 @@
 
 /// Fraction of rows whose arg-max equals the label.
 pub fn accuracy(logits: &[f32], classes: usize, labels: &[u32]) -> f64 {
-    let correct = logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &y)| argmax(row) == y as usize)
-        .count();
+    let correct = logits.chunks_exact(classes).zip(labels).filter(|(row, &y)| argmax(row) == y as usize).count();
     correct as f64 / labels.len().max(1) as f64
 }
 

@@ -269,12 +269,14 @@ mod tests {
     fn schedules() {
         let mut r = Recipe::parse(GOOD, Path::new("t")).unwrap().recipe;
         assert_eq!(r.lr_at(12345), 1e-3);
-        r.schedule = Schedule { kind: ScheduleKind::Cosine, warmup_samples: 100, decay_samples: 1000, min_lr_fraction: 0.1 };
+        r.schedule =
+            Schedule { kind: ScheduleKind::Cosine, warmup_samples: 100, decay_samples: 1000, min_lr_fraction: 0.1 };
         assert!((r.lr_at(0) - 1e-5).abs() < 1e-12);
         assert!((r.lr_at(100) - 1e-3).abs() < 1e-12);
         assert!((r.lr_at(1100) - 1e-4).abs() < 1e-12);
         assert!((r.lr_at(600) - 0.55e-3).abs() < 1e-9);
-        r.schedule = Schedule { kind: ScheduleKind::Step, warmup_samples: 0, decay_samples: 1000, min_lr_fraction: 0.5 };
+        r.schedule =
+            Schedule { kind: ScheduleKind::Step, warmup_samples: 0, decay_samples: 1000, min_lr_fraction: 0.5 };
         assert!((r.lr_at(2500) - 0.25e-3).abs() < 1e-12);
     }
 }

@@ -76,7 +76,8 @@ macro_rules! recipe {
     };
 }
 
-const FMNIST: &str = "Fashion-MNIST (train: full 60k if installed, else the shipped 10k subset; test: first 2,000 of t10k)";
+const FMNIST: &str =
+    "Fashion-MNIST (train: full 60k if installed, else the shipped 10k subset; test: first 2,000 of t10k)";
 const FMNIST_Q: &str = "Fashion-MNIST t10k, first 1,000 images";
 const INFER_QUERIES: usize = 1000;
 
@@ -175,14 +176,94 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
         threads: 1,
         quick: true,
     },
-    infer("fmnist-mlp-infer", Arch::FmnistMlp, "MLP 784-128-10, ReLU", FMNIST_Q, "accuracy on the queries", 0.85, true, 1, true),
-    infer("fmnist-mlp-infer-b250", Arch::FmnistMlp, "MLP 784-128-10, ReLU", FMNIST_Q, "accuracy on the queries", 0.85, true, 250, true),
-    infer("fmnist-cnn-infer", Arch::FmnistCnn, "CNN 16/32 ch, FC 1568-64-10", FMNIST_Q, "accuracy on the queries", 0.85, true, 1, false),
-    infer("fmnist-cnn-infer-b250", Arch::FmnistCnn, "CNN 16/32 ch, FC 1568-64-10", FMNIST_Q, "accuracy on the queries", 0.85, true, 250, false),
-    infer("charlm-austen-infer", Arch::CharLm, "char transformer (see charlm-austen-train)", "Pride and Prejudice held-out 10%: 1,000 contexts of 64 chars", "next-char loss on the queries (nats)", 2.30, false, 1, false),
-    infer("charlm-austen-infer-b250", Arch::CharLm, "char transformer (see charlm-austen-train)", "Pride and Prejudice held-out 10%: 1,000 contexts of 64 chars", "next-char loss on the queries (nats)", 2.30, false, 250, false),
-    infer("ae-machine-infer", Arch::MachineAe, "FC autoencoder 640-...-640", "machine hum test set: 500 normal + 500 anomalous", "ROC-AUC on the queries", 0.85, true, 1, true),
-    infer("ae-machine-infer-b250", Arch::MachineAe, "FC autoencoder 640-...-640", "machine hum test set: 500 normal + 500 anomalous", "ROC-AUC on the queries", 0.85, true, 250, false),
+    infer(
+        "fmnist-mlp-infer",
+        Arch::FmnistMlp,
+        "MLP 784-128-10, ReLU",
+        FMNIST_Q,
+        "accuracy on the queries",
+        0.85,
+        true,
+        1,
+        true,
+    ),
+    infer(
+        "fmnist-mlp-infer-b250",
+        Arch::FmnistMlp,
+        "MLP 784-128-10, ReLU",
+        FMNIST_Q,
+        "accuracy on the queries",
+        0.85,
+        true,
+        250,
+        true,
+    ),
+    infer(
+        "fmnist-cnn-infer",
+        Arch::FmnistCnn,
+        "CNN 16/32 ch, FC 1568-64-10",
+        FMNIST_Q,
+        "accuracy on the queries",
+        0.85,
+        true,
+        1,
+        false,
+    ),
+    infer(
+        "fmnist-cnn-infer-b250",
+        Arch::FmnistCnn,
+        "CNN 16/32 ch, FC 1568-64-10",
+        FMNIST_Q,
+        "accuracy on the queries",
+        0.85,
+        true,
+        250,
+        false,
+    ),
+    infer(
+        "charlm-austen-infer",
+        Arch::CharLm,
+        "char transformer (see charlm-austen-train)",
+        "Pride and Prejudice held-out 10%: 1,000 contexts of 64 chars",
+        "next-char loss on the queries (nats)",
+        2.30,
+        false,
+        1,
+        false,
+    ),
+    infer(
+        "charlm-austen-infer-b250",
+        Arch::CharLm,
+        "char transformer (see charlm-austen-train)",
+        "Pride and Prejudice held-out 10%: 1,000 contexts of 64 chars",
+        "next-char loss on the queries (nats)",
+        2.30,
+        false,
+        250,
+        false,
+    ),
+    infer(
+        "ae-machine-infer",
+        Arch::MachineAe,
+        "FC autoencoder 640-...-640",
+        "machine hum test set: 500 normal + 500 anomalous",
+        "ROC-AUC on the queries",
+        0.85,
+        true,
+        1,
+        true,
+    ),
+    infer(
+        "ae-machine-infer-b250",
+        Arch::MachineAe,
+        "FC autoencoder 640-...-640",
+        "machine hum test set: 500 normal + 500 anomalous",
+        "ROC-AUC on the queries",
+        0.85,
+        true,
+        250,
+        false,
+    ),
 ];
 
 #[allow(clippy::too_many_arguments)]

@@ -18,7 +18,9 @@ pub enum BackendError {
          or use --backend cpu"
     )]
     CudaNotCompiled(String),
-    #[error("backend {0:?}: the runner protocol (external:FILE.toml) is not implemented in this version; use --backend cpu")]
+    #[error(
+        "backend {0:?}: the runner protocol (external:FILE.toml) is not implemented in this version; use --backend cpu"
+    )]
     ExternalNotImplemented(String),
     #[error("unknown backend {0:?}; valid: cpu, cuda:N, external:PATH.toml")]
     Unknown(String),

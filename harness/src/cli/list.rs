@@ -34,7 +34,7 @@ pub fn main(args: ListArgs) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(Exit::Ok);
     }
-    println!("{:<26} {:<6} {:<32} {:<10} {}", "id", "kind", "quality target", "unit", "recipes / batch");
+    println!("{:<26} {:<6} {:<44} {:<7} recipes / batch", "id", "kind", "quality target", "unit");
     for w in WORKLOADS {
         let cmp = if w.higher_is_better { ">=" } else { "<=" };
         let target = format!("{} {cmp} {}", short_metric(w.quality_metric), w.quality_target);
@@ -42,7 +42,7 @@ pub fn main(args: ListArgs) -> CliResult {
             Kind::Train => w.recipe_names().join(", "),
             Kind::Infer => format!("batch {}", w.batch),
         };
-        println!("{:<26} {:<6} {:<32} {:<10} {extra}", w.id, w.kind, target, w.unit);
+        println!("{:<26} {:<6} {:<44} {:<7} {extra}", w.id, w.kind, target, w.unit);
     }
     println!("\nmodels and data: `effbench list --json`; quick suite: {}", quick_ids().join(", "));
     Ok(Exit::Ok)

@@ -114,7 +114,8 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         return Err(Failure::usage(anyhow!("--sample-hz {} is outside 1..=1000", args.sample_hz)));
     }
     let secs = |v: f64, flag: &str| -> Result<Duration, Failure> {
-        Duration::try_from_secs_f64(v).map_err(|_| Failure::usage(anyhow!("{flag} must be a non-negative number of seconds, got {v}")))
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| Failure::usage(anyhow!("{flag} must be a non-negative number of seconds, got {v}")))
     };
     if let Some(d) = &args.data_dir {
         if !d.join("train-images-idx3-ubyte.gz").exists() {
@@ -177,7 +178,11 @@ pub fn main(args: RunArgs) -> CliResult {
             println!("energy: ESTIMATED from CPU utilisation and rated power (no energy sensor found); see the result files' energy_sources");
         }
     }
-    let invalid: Vec<&str> = finished.iter().filter(|f| f.valid_repeats() < f.result.repeats.len()).map(|f| f.result.workload.id.as_str()).collect();
+    let invalid: Vec<&str> = finished
+        .iter()
+        .filter(|f| f.valid_repeats() < f.result.repeats.len())
+        .map(|f| f.result.workload.id.as_str())
+        .collect();
     if !invalid.is_empty() {
         eprintln!("effbench: invalid repeats (quality target missed) in: {}", invalid.join(", "));
         return Ok(Exit::Invalid);

@@ -49,7 +49,10 @@ pub fn main(args: WeightsArgs) -> CliResult {
         eprintln!("effbench: {} samples: quality {:.4}", e.samples, e.quality)
     })?;
     if !out.reached && args.samples.is_none() {
-        return Err(Failure { code: Exit::Invalid, error: anyhow!("{} did not reach its target; no weights written", spec.id) });
+        return Err(Failure {
+            code: Exit::Invalid,
+            error: anyhow!("{} did not reach its target; no weights written", spec.id),
+        });
     }
     let dir = args.out.unwrap_or_else(effbench_models::infer::default_weights_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

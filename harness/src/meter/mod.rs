@@ -40,10 +40,7 @@ pub enum MeterError {
     #[error("first reading failed, so the meter was not started: {0}")]
     FirstRead(#[from] SensorError),
     #[error("energy source {source_id}: first reading rejected: {anomaly}")]
-    BadFirstReading {
-        source_id: String,
-        anomaly: CounterAnomaly,
-    },
+    BadFirstReading { source_id: String, anomaly: CounterAnomaly },
     #[error("cannot start the meter thread: {0}")]
     Spawn(#[source] std::io::Error),
 }
@@ -94,10 +91,7 @@ pub struct Window {
 impl Window {
     /// Average power over the window per domain.
     pub fn avg_power_w(&self) -> BTreeMap<String, f64> {
-        self.by_domain
-            .iter()
-            .map(|(d, j)| (d.clone(), j.0 / self.duration.0))
-            .collect()
+        self.by_domain.iter().map(|(d, j)| (d.clone(), j.0 / self.duration.0)).collect()
     }
 }
 
@@ -167,9 +161,7 @@ impl Meter {
                     let source_id = state.channels[i].id.clone();
                     return Err(match problem {
                         Problem::Sensor(e) => MeterError::FirstRead(e),
-                        Problem::Anomaly(anomaly) => {
-                            MeterError::BadFirstReading { source_id, anomaly }
-                        }
+                        Problem::Anomaly(anomaly) => MeterError::BadFirstReading { source_id, anomaly },
                         Problem::KindChanged => unreachable!("the first reading sets the kind"),
                     });
                 }
@@ -179,11 +171,7 @@ impl Meter {
         state.trace.extend_from_slice(&state.power);
         state.samples = 1;
 
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            stopped: Mutex::new(false),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared { state: Mutex::new(state), stopped: Mutex::new(false), wake: Condvar::new() });
         let period = Duration::from_secs_f64(1.0 / sample_hz);
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -216,12 +204,7 @@ impl Meter {
         }
         let duration = Seconds(end.at.saturating_duration_since(begin.at).as_secs_f64());
         let samples = (end.sample_index + 1).saturating_sub(begin.sample_index);
-        if samples < 3
-            && state
-                .channels
-                .iter()
-                .any(|c| matches!(c.acc, Acc::Power(_)))
-        {
+        if samples < 3 && state.channels.iter().any(|c| matches!(c.acc, Acc::Power(_))) {
             warnings.push(format!(
                 "only {samples} sample(s) in this {duration:.3} window: power sources are \
                  interpolated straight across it; use a longer window or a higher sample rate"
@@ -244,9 +227,7 @@ impl Meter {
                     .events
                     .iter()
                     .find(|e| {
-                        e.channel == i
-                            && e.sample_index >= begin.sample_index
-                            && e.sample_index <= end.sample_index
+                        e.channel == i && e.sample_index >= begin.sample_index && e.sample_index <= end.sample_index
                     })
                     .map_or("(message not kept)", |e| e.message.as_str());
                 warnings.push(format!(
@@ -263,12 +244,7 @@ impl Meter {
         let by_domain: BTreeMap<String, Joules> = end
             .energy
             .iter()
-            .map(|(d, &e)| {
-                (
-                    d.clone(),
-                    e - begin.energy.get(d).copied().unwrap_or_default(),
-                )
-            })
+            .map(|(d, &e)| (d.clone(), e - begin.energy.get(d).copied().unwrap_or_default()))
             .collect();
         Window {
             duration,
@@ -287,9 +263,7 @@ impl Meter {
 
     /// Trace rows from `begin` to `end`, both included.
     pub fn trace_between(&self, begin: &Mark, end: &Mark) -> Vec<TraceRow> {
-        self.shared
-            .state()
-            .rows(begin.sample_index, end.sample_index)
+        self.shared.state().rows(begin.sample_index, end.sample_index)
     }
 
     /// The sources being metered, with `sample_hz` filled in.
@@ -304,11 +278,7 @@ impl Meter {
     /// Stops the sampling thread. Idempotent. Marks still work afterwards (sampled on the
     /// caller's thread), so a run can stop the meter and still take its final edge.
     pub fn stop(&mut self) {
-        *self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = true;
+        *self.shared.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

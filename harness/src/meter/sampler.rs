@@ -64,20 +64,10 @@ impl State {
             };
         }
         let (delta, power) = match (&mut ch.acc, reading) {
-            (
-                Acc::Counter(acc, last_t),
-                Reading::Counter {
-                    raw,
-                    wrap_at,
-                    joules_per_unit,
-                },
-            ) => {
+            (Acc::Counter(acc, last_t), Reading::Counter { raw, wrap_at, joules_per_unit }) => {
                 let result = acc.update(raw, wrap_at, joules_per_unit);
                 // A reading the accumulator ignored does not move the baseline either.
-                let ignored = matches!(
-                    result,
-                    Err(CounterAnomaly::AboveWrap { .. } | CounterAnomaly::BadScale { .. })
-                );
+                let ignored = matches!(result, Err(CounterAnomaly::AboveWrap { .. } | CounterAnomaly::BadScale { .. }));
                 let previous_t = if ignored { *last_t } else { last_t.replace(t) };
                 let delta = result.map_err(Problem::Anomaly)?;
                 let power = match previous_t {
@@ -86,9 +76,7 @@ impl State {
                 };
                 (delta, power)
             }
-            (Acc::Power(int), Reading::Power(w)) => {
-                (int.update(Seconds(t), w).map_err(Problem::Anomaly)?, w.0)
-            }
+            (Acc::Power(int), Reading::Power(w)) => (int.update(Seconds(t), w).map_err(Problem::Anomaly)?, w.0),
             _ => return Err(Problem::KindChanged),
         };
         self.cumulative[ch.domain] += delta.0;
@@ -124,11 +112,7 @@ impl State {
                 Problem::Anomaly(a) => a.to_string(),
                 Problem::KindChanged => "switched between counter and power readings".into(),
             };
-            self.events.push(Event {
-                sample_index: self.samples,
-                channel: i,
-                message,
-            });
+            self.events.push(Event { sample_index: self.samples, channel: i, message });
         }
     }
 
@@ -140,12 +124,7 @@ impl State {
             at,
             t: Seconds(self.trace[self.trace.len() - self.domains.len() - 1]),
             sample_index: self.samples - 1,
-            energy: self
-                .domains
-                .iter()
-                .zip(&self.cumulative)
-                .map(|(d, &j)| (d.clone(), Joules(j)))
-                .collect(),
+            energy: self.domains.iter().zip(&self.cumulative).map(|(d, &j)| (d.clone(), Joules(j))).collect(),
             problems: self.channels.iter().map(|c| c.problems).collect(),
             busy: self.busy,
         }
@@ -188,15 +167,10 @@ impl Shared {
 pub(super) fn sampler_loop(shared: &Shared, start: Instant, period: Duration) {
     let mut next = start + period;
     loop {
-        let stopped = shared
-            .stopped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let stopped = shared.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         let timeout = next.saturating_duration_since(Instant::now());
-        let (stopped, _) = shared
-            .wake
-            .wait_timeout_while(stopped, timeout, |s| !*s)
-            .unwrap_or_else(PoisonError::into_inner);
+        let (stopped, _) =
+            shared.wake.wait_timeout_while(stopped, timeout, |s| !*s).unwrap_or_else(PoisonError::into_inner);
         if *stopped {
             return;
         }

@@ -76,26 +76,15 @@ fn implausible_step_back_is_a_warning() {
 fn failing_sensor_gives_warning_not_panic() {
     let broken = ScriptedSensor::new(
         "gpu:0",
-        vec![
-            Step::Read(Reading::Power(Watts(100.0))),
-            Step::Fail("device fell off the bus".into()),
-        ],
+        vec![Step::Read(Reading::Power(Watts(100.0))), Step::Fail("device fell off the bus".into())],
     );
-    let meter = Meter::start(
-        vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(broken)],
-        50.0,
-    )
-    .unwrap();
+    let meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(broken)], 50.0).unwrap();
     let begin = meter.mark();
     sleep(Duration::from_millis(100));
     let end = meter.mark();
     let w = meter.window(&begin, &end);
     assert!((w.by_domain["cpu"].0 - 10.0 * w.duration.0).abs() < 1e-6);
-    let warning = w
-        .warnings
-        .iter()
-        .find(|m| m.contains("scripted:gpu:0"))
-        .expect("a warning naming the failed source");
+    let warning = w.warnings.iter().find(|m| m.contains("scripted:gpu:0")).expect("a warning naming the failed source");
     assert!(warning.contains("device fell off the bus"), "{warning}");
     // The trace leaves the failed domain out rather than inventing a number.
     let rows = meter.trace_between(&begin, &end);
@@ -107,15 +96,9 @@ fn failing_sensor_gives_warning_not_panic() {
 fn start_validates_its_inputs() {
     let fake = || boxed(FakePower::new("cpu", Watts(1.0)));
     for hz in [0.0, 0.5, 1000.5, f64::NAN, f64::INFINITY] {
-        assert!(matches!(
-            Meter::start(vec![fake()], hz),
-            Err(MeterError::InvalidRate(_))
-        ));
+        assert!(matches!(Meter::start(vec![fake()], hz), Err(MeterError::InvalidRate(_))));
     }
-    assert!(matches!(
-        Meter::start(vec![], 10.0),
-        Err(MeterError::NoSources)
-    ));
+    assert!(matches!(Meter::start(vec![], 10.0), Err(MeterError::NoSources)));
     assert!(matches!(
         Meter::start(vec![fake(), fake()], 10.0),
         Err(MeterError::DuplicateSource(id)) if id == "fake:cpu"
@@ -125,20 +108,13 @@ fn start_validates_its_inputs() {
     assert!(matches!(err, MeterError::FirstRead(_)));
     assert!(err.to_string().contains("scripted:npu:0"), "{err}");
     let nan = ScriptedSensor::new("cpu2", vec![Step::Read(Reading::Power(Watts(f64::NAN)))]);
-    assert!(matches!(
-        Meter::start(vec![boxed(nan)], 10.0),
-        Err(MeterError::BadFirstReading { .. })
-    ));
+    assert!(matches!(Meter::start(vec![boxed(nan)], 10.0), Err(MeterError::BadFirstReading { .. })));
 }
 
 #[test]
 fn sources_in_one_domain_are_summed() {
     let second = ScriptedSensor::new("cpu", vec![Step::Read(Reading::Power(Watts(5.0)))]);
-    let meter = Meter::start(
-        vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(second)],
-        20.0,
-    )
-    .unwrap();
+    let meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(second)], 20.0).unwrap();
     let sources = meter.sources();
     assert_eq!(sources.len(), 2);
     assert!(sources.iter().all(|s| s.sample_hz == 20.0));
@@ -146,10 +122,7 @@ fn sources_in_one_domain_are_summed() {
     sleep(Duration::from_millis(60));
     let end = meter.mark();
     let w = meter.window(&begin, &end);
-    assert!(
-        (w.by_domain["cpu"].0 - 15.0 * w.duration.0).abs() < 1e-6,
-        "{w:?}"
-    );
+    assert!((w.by_domain["cpu"].0 - 15.0 * w.duration.0).abs() < 1e-6, "{w:?}");
     let rows = meter.trace_since(&begin);
     assert!(rows.len() >= 2);
     assert!(rows.iter().all(|r| r.power_w["cpu"] == 15.0), "{rows:?}");
@@ -165,16 +138,8 @@ fn short_windows_and_foreign_marks_are_flagged() {
     let a = meter.mark();
     let b = meter.mark();
     let w = meter.window(&a, &b);
-    assert!(
-        w.warnings.iter().any(|m| m.contains("only 2 sample")),
-        "{:?}",
-        w.warnings
-    );
-    assert!(
-        w.warnings.iter().any(|m| m.contains("update period")),
-        "{:?}",
-        w.warnings
-    );
+    assert!(w.warnings.iter().any(|m| m.contains("only 2 sample")), "{:?}", w.warnings);
+    assert!(w.warnings.iter().any(|m| m.contains("update period")), "{:?}", w.warnings);
     let foreign = other.mark();
     let w = meter.window(&a, &foreign);
     assert!(w.warnings.iter().any(|m| m.contains("different meter")));
@@ -191,11 +156,7 @@ fn stop_is_idempotent_and_marks_still_work() {
     meter.stop();
     let rows_after_stop = meter.trace_since(&begin).len();
     sleep(Duration::from_millis(30));
-    assert_eq!(
-        meter.trace_since(&begin).len(),
-        rows_after_stop,
-        "sampler must be stopped"
-    );
+    assert_eq!(meter.trace_since(&begin).len(), rows_after_stop, "sampler must be stopped");
     let end = meter.mark();
     let w = meter.window(&begin, &end);
     assert!((w.total.0 - 2.0 * w.duration.0).abs() < 1e-9);
@@ -207,10 +168,7 @@ struct SlowUpdate(ScriptedSensor);
 
 impl Sensor for SlowUpdate {
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            update_period_s: 1.0,
-            ..self.0.info()
-        }
+        SourceInfo { update_period_s: 1.0, ..self.0.info() }
     }
     fn read(&mut self) -> Result<Reading, SensorError> {
         self.0.read()

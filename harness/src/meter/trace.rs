@@ -32,11 +32,8 @@ pub struct TraceRow {
 /// assert_eq!(csv, "t_s,phase,cpu_w\n0.500000,idle,12.0000\n");
 /// ```
 pub fn trace_csv(label_column: &str, segments: &[(&str, &[TraceRow])]) -> String {
-    let domains: BTreeSet<&str> = segments
-        .iter()
-        .flat_map(|(_, rows)| rows.iter())
-        .flat_map(|r| r.power_w.keys().map(String::as_str))
-        .collect();
+    let domains: BTreeSet<&str> =
+        segments.iter().flat_map(|(_, rows)| rows.iter()).flat_map(|r| r.power_w.keys().map(String::as_str)).collect();
     let mut out = String::new();
     out.push_str("t_s,");
     out.push_str(&escape(label_column));
@@ -62,11 +59,7 @@ pub fn trace_csv(label_column: &str, segments: &[(&str, &[TraceRow])]) -> String
 }
 
 /// Writes [`trace_csv`] to `path` atomically.
-pub fn write_trace_csv(
-    path: &Path,
-    label_column: &str,
-    segments: &[(&str, &[TraceRow])],
-) -> io::Result<()> {
+pub fn write_trace_csv(path: &Path, label_column: &str, segments: &[(&str, &[TraceRow])]) -> io::Result<()> {
     write_atomic(path, trace_csv(label_column, segments).as_bytes())
 }
 
@@ -83,10 +76,7 @@ mod tests {
     use super::*;
 
     fn row(t_s: f64, power: &[(&str, f64)]) -> TraceRow {
-        TraceRow {
-            t_s,
-            power_w: power.iter().map(|(d, p)| (d.to_string(), *p)).collect(),
-        }
+        TraceRow { t_s, power_w: power.iter().map(|(d, p)| (d.to_string(), *p)).collect() }
     }
 
     #[test]
@@ -115,9 +105,6 @@ mod tests {
         let path = dir.path().join("trace.csv");
         let rows = vec![row(0.0, &[("cpu", 2.0)])];
         write_trace_csv(&path, "phase", &[("idle", &rows)]).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "t_s,phase,cpu_w\n0.000000,idle,2.0000\n"
-        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "t_s,phase,cpu_w\n0.000000,idle,2.0000\n");
     }
 }

@@ -27,7 +27,8 @@ pub fn joules(j: f64) -> String {
 }
 
 pub fn render(results: &[&RunResult]) -> String {
-    let header = ["workload", "recipe", "valid", "quality", "samples to target", "time", "energy", "source", "energy/unit"];
+    let header =
+        ["workload", "recipe", "valid", "quality", "samples to target", "time", "energy", "source", "energy/unit"];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for r in results {
         let valid = r.repeats.iter().filter(|x| x.valid).count();
@@ -45,8 +46,9 @@ pub fn render(results: &[&RunResult]) -> String {
             med(r, |x| Some(x.energy_per_unit_j.0)).map_or_else(dash, |j| format!("{}/{}", joules(j), r.workload.unit)),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0))
+        .collect();
     let line = |cells: Vec<String>| -> String {
         let mut s = String::new();
         for (i, cell) in cells.iter().enumerate() {

@@ -10,10 +10,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         wall_s: Seconds(10.0),
         energy_j: EnergyBreakdown::from_domains(by_domain.clone()),
         dynamic_energy_j: EnergyBreakdown::from_domains(
-            by_domain
-                .iter()
-                .map(|(d, j)| (d.clone(), *j - Joules(20.0)))
-                .collect(),
+            by_domain.iter().map(|(d, j)| (d.clone(), *j - Joules(20.0))).collect(),
         ),
         avg_power_w: Joules(energy) / Seconds(10.0),
         units_processed: 60_000,
@@ -27,10 +24,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         samples_to_target: Some(48_000),
         bytes_to_target: Some(Bytes(48_000 * 64)),
         unique_samples: Some(40_000),
-        evaluations: Some(vec![Evaluation {
-            samples: 48_000,
-            quality: 0.96,
-        }]),
+        evaluations: Some(vec![Evaluation { samples: 48_000, quality: 0.96 }]),
         batch_size: None,
         bytes_per_unit: None,
     }
@@ -89,11 +83,7 @@ fn sample() -> RunResult {
             detail: serde_json::json!({"rated_power_w": 8.0}),
         }],
         idle_power_w: [("cpu".to_string(), Watts(2.0))].into(),
-        repeats: vec![
-            repeat(1, 100.0, true),
-            repeat(2, 110.0, true),
-            repeat(3, 500.0, false),
-        ],
+        repeats: vec![repeat(1, 100.0, true), repeat(2, 110.0, true), repeat(3, 500.0, false)],
         peak_flops_per_s: None,
         summary: BTreeMap::new(),
     }
@@ -133,16 +123,10 @@ fn summary_covers_valid_repeats_only() {
 fn unknown_schema_is_rejected_before_field_checks() {
     let text = r#"{"schema": "effbench.result/2", "something_new": 1}"#;
     let err = RunResult::from_json(text, Path::new("future.json")).unwrap_err();
-    assert!(
-        matches!(err, ResultError::UnsupportedSchema { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ResultError::UnsupportedSchema { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("future.json"), "{msg}");
-    assert!(
-        msg.contains("effbench.result/2") && msg.contains("effbench.result/1"),
-        "{msg}"
-    );
+    assert!(msg.contains("effbench.result/2") && msg.contains("effbench.result/1"), "{msg}");
 
     let err = RunResult::from_json(r#"{"a": 1}"#, Path::new("x.json")).unwrap_err();
     assert!(matches!(err, ResultError::MissingSchema { .. }));
@@ -184,12 +168,7 @@ fn missing_summary_and_optional_fields_are_accepted() {
     obj.remove("summary");
     obj.remove("peak_flops_per_s");
     let rep = v["repeats"][0].as_object_mut().unwrap();
-    for key in [
-        "meter_warnings",
-        "evaluations",
-        "peak_rss_bytes",
-        "samples_to_target",
-    ] {
+    for key in ["meter_warnings", "evaluations", "peak_rss_bytes", "samples_to_target"] {
         rep.remove(key);
     }
     let r = RunResult::from_json(&v.to_string(), Path::new("old.json")).unwrap();

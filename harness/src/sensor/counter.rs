@@ -17,16 +17,10 @@ pub enum CounterAnomaly {
          between two samples can explain; treated as a counter reset and the energy of that \
          interval is lost (was the driver reloaded or the device reset?)"
     )]
-    Backwards {
-        previous: u64,
-        raw: u64,
-        wrap_at: u64,
-    },
+    Backwards { previous: u64, raw: u64, wrap_at: u64 },
     #[error("counter value {raw} is above its wrap point {wrap_at}; reading ignored")]
     AboveWrap { raw: u64, wrap_at: u64 },
-    #[error(
-        "counter scale {joules_per_unit} J per unit is not a positive number; reading ignored"
-    )]
+    #[error("counter scale {joules_per_unit} J per unit is not a positive number; reading ignored")]
     BadScale { joules_per_unit: f64 },
     #[error("power reading {watts} W is not a finite, non-negative number; reading ignored")]
     BadPower { watts: f64 },
@@ -59,12 +53,7 @@ impl CounterAccumulator {
     }
 
     /// Feeds one reading; returns the energy added since the previous accepted reading.
-    pub fn update(
-        &mut self,
-        raw: u64,
-        wrap_at: u64,
-        joules_per_unit: f64,
-    ) -> Result<Joules, CounterAnomaly> {
+    pub fn update(&mut self, raw: u64, wrap_at: u64, joules_per_unit: f64) -> Result<Joules, CounterAnomaly> {
         if !(joules_per_unit.is_finite() && joules_per_unit > 0.0) {
             return Err(CounterAnomaly::BadScale { joules_per_unit });
         }
@@ -81,11 +70,7 @@ impl CounterAccumulator {
             (wrap_at - previous) + raw
         } else {
             self.rejected += 1;
-            return Err(CounterAnomaly::Backwards {
-                previous,
-                raw,
-                wrap_at,
-            });
+            return Err(CounterAnomaly::Backwards { previous, raw, wrap_at });
         };
         let delta = Joules(units as f64 * joules_per_unit);
         self.total += delta;
@@ -151,9 +136,7 @@ mod tests {
     use super::*;
 
     fn feed(acc: &mut CounterAccumulator, raws: &[u64], wrap_at: u64) -> Vec<f64> {
-        raws.iter()
-            .map(|&r| acc.update(r, wrap_at, 1e-6).map(|j| j.0).unwrap_or(-1.0))
-            .collect()
+        raws.iter().map(|&r| acc.update(r, wrap_at, 1e-6).map(|j| j.0).unwrap_or(-1.0)).collect()
     }
 
     #[test]
@@ -170,11 +153,7 @@ mod tests {
         // RAPL-style: counts 0..=wrap_at then restarts at 0.
         let wrap = 262_143_328_850;
         let mut acc = CounterAccumulator::new();
-        let d = feed(
-            &mut acc,
-            &[wrap - 2_000_000, wrap - 500_000, 1_500_000],
-            wrap,
-        );
+        let d = feed(&mut acc, &[wrap - 2_000_000, wrap - 500_000, 1_500_000], wrap);
         assert!((d[1] - 1.5).abs() < 1e-9);
         assert!((d[2] - 2.0).abs() < 1e-9, "wrap delta {}", d[2]);
         assert!((acc.total().0 - 3.5).abs() < 1e-9);
@@ -191,14 +170,7 @@ mod tests {
         assert_eq!(acc.update(100, 1000, 1.0), Ok(Joules(200.0)));
         // 100 -> 50 via a wrap would be 950 units, more than half the range: a reset.
         let err = acc.update(50, 1000, 1.0).unwrap_err();
-        assert_eq!(
-            err,
-            CounterAnomaly::Backwards {
-                previous: 100,
-                raw: 50,
-                wrap_at: 1000
-            }
-        );
+        assert_eq!(err, CounterAnomaly::Backwards { previous: 100, raw: 50, wrap_at: 1000 });
         assert!(err.to_string().contains("reset"));
         // The baseline moved to 50, so the next step counts from there.
         assert_eq!(acc.update(80, 1000, 1.0), Ok(Joules(30.0)));
@@ -210,24 +182,15 @@ mod tests {
     fn counter_without_wrap_treats_any_step_back_as_reset() {
         let mut acc = CounterAccumulator::new();
         acc.update(10, 0, 1e-3).unwrap();
-        assert!(matches!(
-            acc.update(9, 0, 1e-3),
-            Err(CounterAnomaly::Backwards { .. })
-        ));
+        assert!(matches!(acc.update(9, 0, 1e-3), Err(CounterAnomaly::Backwards { .. })));
         assert_eq!(acc.total(), Joules(0.0));
     }
 
     #[test]
     fn counter_rejects_bad_values() {
         let mut acc = CounterAccumulator::new();
-        assert!(matches!(
-            acc.update(1, 0, 0.0),
-            Err(CounterAnomaly::BadScale { .. })
-        ));
-        assert!(matches!(
-            acc.update(2000, 1000, 1.0),
-            Err(CounterAnomaly::AboveWrap { .. })
-        ));
+        assert!(matches!(acc.update(1, 0, 0.0), Err(CounterAnomaly::BadScale { .. })));
+        assert!(matches!(acc.update(2000, 1000, 1.0), Err(CounterAnomaly::AboveWrap { .. })));
         // Neither bad reading set a baseline.
         assert_eq!(acc.update(10, 1000, 1.0), Ok(Joules(0.0)));
         assert_eq!(acc.update(15, 1000, 1.0), Ok(Joules(5.0)));

@@ -36,8 +36,7 @@ pub struct RatedPart {
     pub source: &'static str,
 }
 
-const INTEL_ARK: &str =
-    "Intel ARK product specification page (ark.intel.com): TDP / Processor Base Power, threads";
+const INTEL_ARK: &str = "Intel ARK product specification page (ark.intel.com): TDP / Processor Base Power, threads";
 const AMD_SPEC: &str = "AMD product specification page (amd.com/en/products): default TDP, threads";
 
 /// TDP and threads per package of common server and desktop parts. Figures are the vendor's
@@ -73,22 +72,14 @@ pub const RATED_POWER_TABLE: &[RatedPart] = &[
 
 /// Lower-cases and strips `(R)`, `(TM)` so `Intel(R) Xeon(R) Platinum 8380 CPU` matches.
 fn normalise_model(model: &str) -> String {
-    model
-        .to_ascii_lowercase()
-        .replace("(r)", " ")
-        .replace("(tm)", " ")
+    model.to_ascii_lowercase().replace("(r)", " ").replace("(tm)", " ")
 }
 
 /// The table row whose family word and part number both appear in `model`, if any.
 pub fn lookup_part(model: &str) -> Option<&'static RatedPart> {
     let norm = normalise_model(model);
-    let words: Vec<&str> = norm
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|w| !w.is_empty())
-        .collect();
-    RATED_POWER_TABLE
-        .iter()
-        .find(|p| words.contains(&p.family) && words.contains(&p.part))
+    let words: Vec<&str> = norm.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
+    RATED_POWER_TABLE.iter().find(|p| words.contains(&p.family) && words.contains(&p.part))
 }
 
 /// The rated power the estimate scales, and how it was obtained.
@@ -133,10 +124,7 @@ impl RatedPower {
 
     /// A rated power the user supplied (e.g. from the machine's datasheet).
     pub fn user(watts: f64, source: &str) -> RatedPower {
-        RatedPower {
-            watts,
-            basis: json!({ "method": "user", "source": source }),
-        }
+        RatedPower { watts, basis: json!({ "method": "user", "source": source }) }
     }
 }
 
@@ -167,13 +155,8 @@ pub struct SysinfoUtilisation {
 
 impl SysinfoUtilisation {
     pub fn new() -> Self {
-        let system =
-            System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
-        let mut this = SysinfoUtilisation {
-            system,
-            last_refresh: Instant::now(),
-            cached: 0.0,
-        };
+        let system = System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
+        let mut this = SysinfoUtilisation { system, last_refresh: Instant::now(), cached: 0.0 };
         // The first refresh sets sysinfo's baseline; usage is meaningful from the next one.
         this.system.refresh_cpu_usage();
         this
@@ -186,11 +169,7 @@ impl SysinfoUtilisation {
 
     /// The CPU model string (first CPU's brand), trimmed.
     pub fn cpu_model(&self) -> String {
-        self.system
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_string())
-            .unwrap_or_default()
+        self.system.cpus().first().map(|c| c.brand().trim().to_string()).unwrap_or_default()
     }
 }
 
@@ -290,13 +269,10 @@ impl Sensor for CpuEstimate {
     }
 
     fn read(&mut self) -> Result<Reading, SensorError> {
-        let u = self
-            .utilisation
-            .utilisation()
-            .map_err(|message| SensorError::Transient {
-                source_id: "estimate:cpu".to_string(),
-                message: format!("cannot read CPU utilisation: {message}"),
-            })?;
+        let u = self.utilisation.utilisation().map_err(|message| SensorError::Transient {
+            source_id: "estimate:cpu".to_string(),
+            message: format!("cannot read CPU utilisation: {message}"),
+        })?;
         if !u.is_finite() {
             return Err(SensorError::OutOfRange {
                 source_id: "estimate:cpu".to_string(),
@@ -329,10 +305,7 @@ mod tests {
         assert_eq!(p.threads_per_package, 32);
         assert!(lookup_part("AMD EPYC").is_none());
         assert!(lookup_part("AMD EPYC 7763X").is_none());
-        assert!(
-            lookup_part("Intel Core 7763").is_none(),
-            "family must match too"
-        );
+        assert!(lookup_part("Intel Core 7763").is_none(), "family must match too");
     }
 
     #[test]
@@ -372,8 +345,7 @@ mod tests {
 
     #[test]
     fn nan_utilisation_is_an_error() {
-        let mut est =
-            CpuEstimate::new(scripted(vec![f64::NAN]), "x", 1, RatedPower::user(1.0, "t"));
+        let mut est = CpuEstimate::new(scripted(vec![f64::NAN]), "x", 1, RatedPower::user(1.0, "t"));
         assert!(matches!(est.read(), Err(SensorError::OutOfRange { .. })));
     }
 
@@ -389,10 +361,7 @@ mod tests {
         assert_eq!(info.detail["cpu_model"], "AMD EPYC");
         assert_eq!(info.detail["rated_power_w"], 8.0);
         assert_eq!(info.detail["idle_fraction"], 0.1);
-        assert!(info.detail["rated_power"]["source"]
-            .as_str()
-            .unwrap()
-            .contains("CodeCarbon"));
+        assert!(info.detail["rated_power"]["source"].as_str().unwrap().contains("CodeCarbon"));
     }
 
     #[test]

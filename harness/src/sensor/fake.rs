@@ -19,10 +19,7 @@ pub struct FakePower {
 
 impl FakePower {
     pub fn new(domain: &str, watts: Watts) -> FakePower {
-        FakePower {
-            domain: domain.to_string(),
-            watts,
-        }
+        FakePower { domain: domain.to_string(), watts }
     }
 }
 
@@ -61,14 +58,7 @@ pub struct FakeCounter {
 
 impl FakeCounter {
     pub fn new(domain: &str, watts: Watts, wrap_at: u64, joules_per_unit: f64) -> FakeCounter {
-        FakeCounter {
-            domain: domain.to_string(),
-            watts,
-            wrap_at,
-            joules_per_unit,
-            offset: 0,
-            start: Instant::now(),
-        }
+        FakeCounter { domain: domain.to_string(), watts, wrap_at, joules_per_unit, offset: 0, start: Instant::now() }
     }
 
     /// Starts the counter at `offset` units.
@@ -98,11 +88,7 @@ impl Sensor for FakeCounter {
             // The counter shows 0..=wrap_at; one past wrap_at is 0 again.
             raw %= self.wrap_at + 1;
         }
-        Ok(Reading::Counter {
-            raw,
-            wrap_at: self.wrap_at,
-            joules_per_unit: self.joules_per_unit,
-        })
+        Ok(Reading::Counter { raw, wrap_at: self.wrap_at, joules_per_unit: self.joules_per_unit })
     }
 }
 
@@ -138,16 +124,8 @@ impl ScriptedSensor {
 
     /// A counter in microjoules playing back `raws`, wrapping at `wrap_at`.
     pub fn counter_uj(domain: &str, raws: &[u64], wrap_at: u64) -> ScriptedSensor {
-        let steps = raws
-            .iter()
-            .map(|&raw| {
-                Step::Read(Reading::Counter {
-                    raw,
-                    wrap_at,
-                    joules_per_unit: 1e-6,
-                })
-            })
-            .collect();
+        let steps =
+            raws.iter().map(|&raw| Step::Read(Reading::Counter { raw, wrap_at, joules_per_unit: 1e-6 })).collect();
         ScriptedSensor::new(domain, steps)
     }
 
@@ -177,14 +155,10 @@ impl Sensor for ScriptedSensor {
         }
         match &self.last {
             Some(Step::Read(r)) => Ok(*r),
-            Some(Step::Fail(message)) => Err(SensorError::Transient {
-                source_id: self.id.clone(),
-                message: message.clone(),
-            }),
-            None => Err(SensorError::Unavailable {
-                source_id: self.id.clone(),
-                reason: "empty script".to_string(),
-            }),
+            Some(Step::Fail(message)) => {
+                Err(SensorError::Transient { source_id: self.id.clone(), message: message.clone() })
+            }
+            None => Err(SensorError::Unavailable { source_id: self.id.clone(), reason: "empty script".to_string() }),
         }
     }
 }
@@ -204,13 +178,7 @@ mod tests {
 
     #[test]
     fn scripted_sensor_plays_back_then_repeats_last() {
-        let mut s = ScriptedSensor::new(
-            "cpu",
-            vec![
-                Step::Read(Reading::Power(Watts(1.0))),
-                Step::Fail("boom".into()),
-            ],
-        );
+        let mut s = ScriptedSensor::new("cpu", vec![Step::Read(Reading::Power(Watts(1.0))), Step::Fail("boom".into())]);
         assert_eq!(s.read().unwrap(), Reading::Power(Watts(1.0)));
         for _ in 0..3 {
             let err = s.read().unwrap_err();

@@ -72,11 +72,7 @@ pub enum Reading {
     /// `energyN_input` in µJ). `raw` only grows, except that it restarts from 0 after reaching
     /// `wrap_at` (0 = the counter does not wrap within u64). `joules_per_unit` converts raw
     /// units to joules (1e-6 for µJ). Both must be the same on every read of one sensor.
-    Counter {
-        raw: u64,
-        wrap_at: u64,
-        joules_per_unit: f64,
-    },
+    Counter { raw: u64, wrap_at: u64, joules_per_unit: f64 },
     /// Instantaneous (or short-average) power, integrated by the meter with the trapezoid rule.
     Power(Watts),
 }
@@ -91,11 +87,7 @@ pub enum SensorError {
         "energy source {source_id}: permission denied reading {}; {hint}",
         path.display()
     )]
-    PermissionDenied {
-        source_id: String,
-        path: PathBuf,
-        hint: String,
-    },
+    PermissionDenied { source_id: String, path: PathBuf, hint: String },
 
     #[error(
         "energy source {source_id}: cannot read {}: {error}; check that the device is still present",
@@ -113,19 +105,10 @@ pub enum SensorError {
          the interface may have changed, please report it with the file's contents",
         path.display()
     )]
-    Parse {
-        source_id: String,
-        path: PathBuf,
-        raw: String,
-        expected: String,
-    },
+    Parse { source_id: String, path: PathBuf, raw: String, expected: String },
 
     #[error("energy source {source_id}: reading {raw} is out of range: {reason}")]
-    OutOfRange {
-        source_id: String,
-        raw: String,
-        reason: String,
-    },
+    OutOfRange { source_id: String, raw: String, reason: String },
 
     #[error("energy source {source_id}: read failed ({message}); the meter will retry")]
     Transient { source_id: String, message: String },
@@ -177,11 +160,7 @@ mod tests {
 
     #[test]
     fn provenance_serialises_kebab_case() {
-        let all = [
-            Provenance::Measured,
-            Provenance::Estimated,
-            Provenance::VendorReported,
-        ];
+        let all = [Provenance::Measured, Provenance::Estimated, Provenance::VendorReported];
         let json = serde_json::to_string(&all).unwrap();
         assert_eq!(json, r#"["measured","estimated","vendor-reported"]"#);
         for p in all {

@@ -20,10 +20,9 @@ pub fn read(path: &Path) -> Result<(ClassSet, ClassSet)> {
             return Err(ModelError::bad_data(path, format!("line {}: {} fields, expected 65", i + 1, fields.len())));
         }
         for (j, f) in fields.iter().enumerate() {
-            let v: f32 = f
-                .trim()
-                .parse()
-                .map_err(|_| ModelError::bad_data(path, format!("line {}: field {} is {f:?}, not a number", i + 1, j + 1)))?;
+            let v: f32 = f.trim().parse().map_err(|_| {
+                ModelError::bad_data(path, format!("line {}: field {} is {f:?}, not a number", i + 1, j + 1))
+            })?;
             if j < 64 {
                 x.push(v / 16.0);
             } else {

@@ -21,9 +21,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
     if bytes.len() < header {
         return Err(bad("truncated IDX header".into()));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let n: usize = dims.iter().product();
     if bytes.len() - header != n {
         return Err(bad(format!("IDX payload is {} bytes, header says {:?} = {n}", bytes.len() - header, dims)));

@@ -12,9 +12,8 @@ pub struct CharText {
 }
 
 impl CharText {
-    pub fn from_str(text: &str) -> CharText {
-        let mut vocab: Vec<char> = text.chars().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        vocab.sort();
+    pub fn from_text(text: &str) -> CharText {
+        let vocab: Vec<char> = text.chars().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let ids = text.chars().map(|c| vocab.binary_search(&c).unwrap() as u32).collect();
         CharText { vocab, ids }
     }
@@ -25,7 +24,7 @@ impl CharText {
         if text.chars().count() < 10_000 {
             return Err(ModelError::bad_data(path, "text too short for the language-model workload"));
         }
-        Ok(CharText::from_str(&text))
+        Ok(CharText::from_text(&text))
     }
 }
 
@@ -43,7 +42,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        let t = CharText::from_str("abca");
+        let t = CharText::from_text("abca");
         assert_eq!(t.ids, vec![0, 1, 2, 0]);
     }
 }
