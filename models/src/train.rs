@@ -78,32 +78,35 @@ impl MomentumSgd {
     }
 }
 
-enum Optim {
+/// The recipe's optimizer over a net's parameters.
+pub struct Optim(OptimKind);
+
+enum OptimKind {
     AdamW(AdamW),
     Sgd(MomentumSgd),
 }
 
 impl Optim {
-    fn new(recipe: &Recipe, vars: Vec<Var>) -> Result<Optim> {
-        Ok(match recipe.optimizer {
-            OptKind::Adamw => Optim::AdamW(AdamW::new(
+    pub fn new(recipe: &Recipe, vars: Vec<Var>) -> Result<Optim> {
+        Ok(Optim(match recipe.optimizer {
+            OptKind::Adamw => OptimKind::AdamW(AdamW::new(
                 vars,
                 ParamsAdamW { lr: recipe.learning_rate, weight_decay: recipe.weight_decay, ..Default::default() },
             )?),
             OptKind::Sgd => {
                 let velocity = vars.iter().map(|v| v.zeros_like()).collect::<candle_core::Result<_>>()?;
-                Optim::Sgd(MomentumSgd { vars, velocity, lr: recipe.learning_rate, momentum: recipe.momentum })
+                OptimKind::Sgd(MomentumSgd { vars, velocity, lr: recipe.learning_rate, momentum: recipe.momentum })
             }
-        })
+        }))
     }
 
     fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
-        match self {
-            Optim::AdamW(o) => {
+        match &mut self.0 {
+            OptimKind::AdamW(o) => {
                 o.set_learning_rate(lr);
                 o.backward_step(loss)?;
             }
-            Optim::Sgd(o) => {
+            OptimKind::Sgd(o) => {
                 o.lr = lr;
                 o.step(&loss.backward()?)?;
             }
@@ -169,6 +172,15 @@ fn prune_by_centroid(set: &crate::data::ClassSet, fraction: f64, keep: Keep) -> 
     out
 }
 
+/// One training step on the samples `idx`: forward, loss, backward, optimizer update.
+/// Returns the loss (before the update). The benches time exactly this function.
+pub fn step(task: &dyn Task, net: &dyn Net, optim: &mut Optim, idx: &[usize], lr: f64, dev: &Device) -> Result<Tensor> {
+    let batch = task.batch(idx, dev)?;
+    let loss = task.loss(&net.forward(&batch.x)?, &batch)?;
+    optim.step(&loss, lr)?;
+    Ok(loss)
+}
+
 /// Train `net` on `task` with `recipe` until `target` is met or the sample cap is reached.
 /// `on_eval` sees every evaluation as it happens (for progress reporting).
 pub fn train(
@@ -211,9 +223,7 @@ pub fn train(
         for chunk in order.chunks(recipe.batch_size) {
             idx.clear();
             idx.extend(chunk.iter().map(|&k| pool[k]));
-            let batch = task.batch(&idx, dev)?;
-            let loss = task.loss(&net.forward(&batch.x)?, &batch)?;
-            optim.step(&loss, recipe.lr_at(out.samples_processed))?;
+            let loss = step(task, net, &mut optim, &idx, recipe.lr_at(out.samples_processed), dev)?;
             out.steps += 1;
             out.samples_processed += idx.len() as u64;
             for &i in &idx {
