@@ -35,7 +35,8 @@ fn steps(c: &mut Criterion) {
         group.bench_function(id, |b| {
             b.iter(|| {
                 k = (k + 1) % batches.len();
-                train::step(task.as_ref(), net.as_ref(), &mut optim, &batches[k], recipe.learning_rate, &dev).expect("step")
+                train::step(task.as_ref(), net.as_ref(), &mut optim, &batches[k], recipe.learning_rate, &dev)
+                    .expect("step")
             })
         });
     }

@@ -147,6 +147,9 @@ pub struct Repeat {
     pub fraction_of_peak: Option<f64>,
     #[serde(default)]
     pub meter_warnings: Vec<String>,
+    /// CPU time the meter's sampling thread spent inside this window: its overhead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter_busy_s: Option<Seconds>,
     // Training only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples_to_target: Option<u64>,

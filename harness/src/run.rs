@@ -292,6 +292,7 @@ fn base_repeat(
         achieved_flops_per_s: Some(achieved),
         fraction_of_peak: peak.map(|p| achieved / p),
         meter_warnings: window.warnings.clone(),
+        meter_busy_s: Some(window.sampler_busy),
         samples_to_target: None,
         bytes_to_target: None,
         unique_samples: None,

@@ -10,6 +10,7 @@
 //! recipes), `train` (the one training loop), `infer` (inference passes), `workload` (the
 //! registry of workload ids).
 
+pub mod adamw;
 pub mod autoencoder;
 pub mod charlm;
 pub mod cnn;

@@ -82,6 +82,7 @@ impl MomentumSgd {
 pub struct Optim(OptimKind);
 
 enum OptimKind {
+    Fused(crate::adamw::FusedAdamW),
     AdamW(AdamW),
     Sgd(MomentumSgd),
 }
@@ -89,10 +90,14 @@ enum OptimKind {
 impl Optim {
     pub fn new(recipe: &Recipe, vars: Vec<Var>) -> Result<Optim> {
         Ok(Optim(match recipe.optimizer {
-            OptKind::Adamw => OptimKind::AdamW(AdamW::new(
-                vars,
-                ParamsAdamW { lr: recipe.learning_rate, weight_decay: recipe.weight_decay, ..Default::default() },
-            )?),
+            OptKind::Adamw => {
+                let params =
+                    ParamsAdamW { lr: recipe.learning_rate, weight_decay: recipe.weight_decay, ..Default::default() };
+                match crate::adamw::FusedAdamW::new(vars.clone(), params.clone()) {
+                    Some(f) => OptimKind::Fused(f),
+                    None => OptimKind::AdamW(AdamW::new(vars, params)?),
+                }
+            }
             OptKind::Sgd => {
                 let velocity = vars.iter().map(|v| v.zeros_like()).collect::<candle_core::Result<_>>()?;
                 OptimKind::Sgd(MomentumSgd { vars, velocity, lr: recipe.learning_rate, momentum: recipe.momentum })
@@ -102,6 +107,10 @@ impl Optim {
 
     fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
         match &mut self.0 {
+            OptimKind::Fused(o) => {
+                o.params.lr = lr;
+                o.step(&loss.backward()?)?;
+            }
             OptimKind::AdamW(o) => {
                 o.set_learning_rate(lr);
                 o.backward_step(loss)?;
