@@ -60,7 +60,8 @@ impl Finished {
     }
 }
 
-/// "estimated" if any source of a domain the backend uses is an estimate, else "measured".
+/// The weakest provenance among the sources: "estimated" if any is an estimate, else
+/// "vendor-reported" if any is, else "measured".
 pub fn energy_label(sources: &[SourceInfo]) -> &'static str {
     if sources.iter().any(|s| s.provenance == Provenance::Estimated) {
         "estimated"
