@@ -2,6 +2,8 @@
 //! data than a stored baseline for the same work at the same quality.
 
 pub mod backend;
+#[cfg(feature = "criterion")]
+pub mod bench;
 pub mod cli;
 pub mod fsutil;
 pub mod meter;

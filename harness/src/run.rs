@@ -251,8 +251,11 @@ fn run_workload(
     Ok(Finished { path, result })
 }
 
+/// Total and dynamic energy of a window. A wall meter (domain `system`) covers every other
+/// domain, so when one is present the total is the wall meter's alone and the component
+/// domains stay in `by_domain` for information.
 fn energy(window: &Window, idle_power: &BTreeMap<String, Watts>) -> (EnergyBreakdown, EnergyBreakdown) {
-    let total = EnergyBreakdown::from_domains(window.by_domain.clone());
+    let total = wall_aware(EnergyBreakdown::from_domains(window.by_domain.clone()));
     let dynamic = window
         .by_domain
         .iter()
@@ -261,7 +264,14 @@ fn energy(window: &Window, idle_power: &BTreeMap<String, Watts>) -> (EnergyBreak
             (d.clone(), *j - idle)
         })
         .collect();
-    (total, EnergyBreakdown::from_domains(dynamic))
+    (total, wall_aware(EnergyBreakdown::from_domains(dynamic)))
+}
+
+fn wall_aware(mut e: EnergyBreakdown) -> EnergyBreakdown {
+    if let Some(wall) = e.by_domain.get("system") {
+        e.total = *wall;
+    }
+    e
 }
 
 #[allow(clippy::too_many_arguments)]

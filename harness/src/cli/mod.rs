@@ -4,6 +4,7 @@
 pub mod list;
 pub mod peak;
 pub mod run;
+pub mod sensors;
 pub mod weights;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Run workloads, measuring time, energy and data use; write one result file per workload.
     Run(run::RunArgs),
+    /// List every candidate energy source, its status, and what to do about the missing ones.
+    Sensors(sensors::SensorsArgs),
     /// Measure this machine's f32 matrix-multiply rate (the peak results are compared with).
     Peak(peak::PeakArgs),
     /// Train a workload's model to its target and save the weights its inference workload uses.
@@ -67,6 +70,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::List(a) => list::main(a),
         Command::Run(a) => run::main(a),
+        Command::Sensors(a) => sensors::main(a),
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),
     }

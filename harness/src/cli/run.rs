@@ -9,7 +9,7 @@ use effbench_models::{Kind, WorkloadSpec};
 use super::{CliResult, Exit, Failure};
 use crate::backend::Backend;
 use crate::run::{self, RunPlan};
-use crate::sensor::{self, fake::FakePower, Sensor};
+use crate::sensor::{discover, fake::FakePower, Sensor};
 use crate::units::Watts;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -56,12 +56,19 @@ pub struct RunArgs {
     /// CPU threads for every workload (default: each workload's measured best).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Inference: repeat passes over the queries until a window lasts this long (seconds).
+    /// Inference: repeat passes over the queries until a window lasts this long (seconds); at
+    /// least 20 updates of the slowest energy source (4 s with the CPU estimate).
     #[arg(long, default_value_t = 1.0)]
     pub min_window_secs: f64,
     /// Seconds of GEMM calibration per thread count (0 skips it, and the fraction of peak).
     #[arg(long, default_value_t = 0.5)]
     pub peak_secs: f64,
+    #[command(flatten)]
+    pub meter: super::sensors::MeterArgs,
+    /// Refuse to run (exit 4, before any work) if a domain the backend uses has only an
+    /// estimate; see `effbench sensors`.
+    #[arg(long)]
+    pub require_measured: bool,
     /// Testing only: a constant fake "measured" power source of this many watts replaces
     /// sensor discovery.
     #[arg(long, hide = true, value_name = "WATTS")]
@@ -129,8 +136,27 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     check_writable(&out_dir).map_err(Failure::usage)?;
     let sensors: Vec<Box<dyn Sensor>> = match args.fake_power {
         Some(w) => vec![Box::new(FakePower::new("cpu", Watts(w)))],
-        None => sensor::discover_default(),
+        None => {
+            let opts = args.meter.options(backend.domains());
+            let mut candidates = discover::discover(&opts);
+            let missing = discover::unmeasured_domains(&candidates, &opts.backend_domains);
+            if args.require_measured && !missing.is_empty() {
+                return Err(Failure {
+                    code: Exit::Invalid,
+                    error: anyhow!(
+                        "--require-measured: no measured energy source for {} (only an estimate); \
+                         `effbench sensors` lists what was found and how to fix what was not",
+                        missing.join(", ")
+                    ),
+                });
+            }
+            discover::take_sensors(&mut candidates, &opts.backend_domains)
+        }
     };
+    // An inference window must span many updates of the slowest source (issue 3: at least
+    // max(--min-window-secs, 20 x the slowest update period)).
+    let slowest = sensors.iter().map(|s| s.info().update_period_s).fold(0.0, f64::max);
+    let min_window = args.min_window_secs.max(20.0 * slowest);
     Ok(RunPlan {
         workloads,
         backend,
@@ -141,7 +167,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         data: DataConfig::discover(args.data_dir.as_deref()),
         weights_dir: effbench_models::infer::default_weights_dir(),
         threads: args.threads.or_else(crate::threads::from_env),
-        min_infer_window: secs(args.min_window_secs, "--min-window-secs")?,
+        min_infer_window: secs(min_window, "--min-window-secs")?,
         peak_duration: secs(args.peak_secs, "--peak-secs")?,
         sensors,
         command,

@@ -5,9 +5,16 @@
 //! Sensors gather, the meter accumulates, results and reports expose: a sensor knows nothing of
 //! windows, repeats or workloads.
 
+pub mod command;
 pub mod counter;
+pub mod discover;
 pub mod estimate;
 pub mod fake;
+pub mod hwmon;
+pub mod nvml;
+pub mod ptd;
+pub mod rapl;
+pub mod sysfs;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,7 +33,9 @@ pub enum Provenance {
     Measured,
     /// Computed from a model (rated power × utilisation); never a measurement.
     Estimated,
-    /// Reported by a vendor's driver or tool whose method we cannot inspect (NVML, NPU SMIs).
+    /// Reported by a vendor's tool whose method we cannot inspect (NPU SMIs through
+    /// `--power-command`, a runner's own power telemetry). NVML reads the GPU's on-board sensor
+    /// directly and counts as measured.
     VendorReported,
 }
 
@@ -146,6 +155,36 @@ impl SensorError {
 pub trait Sensor: Send {
     fn info(&self) -> SourceInfo;
     fn read(&mut self) -> Result<Reading, SensorError>;
+}
+
+/// What discovery found for one candidate source. `effbench sensors` prints every candidate
+/// (found, refused or absent); `effbench run` meters the `sensors` of those that are `Ok`.
+pub struct Candidate {
+    /// `rapl`, `hwmon`, `nvml`, `ptd`, `command`, `estimate`.
+    pub kind: &'static str,
+    /// Stable id, e.g. `rapl:package-0`, `hwmon:amdgpu@0000:03:00.0`.
+    pub id: String,
+    /// The energy domains it covers (`cpu`, `dram`, `gpu:0`, `npu:0`, `system`).
+    pub domains: Vec<String>,
+    pub status: Status,
+    /// Paths, device names, bus addresses: whatever tells a user which device this is.
+    pub detail: serde_json::Value,
+    /// Readable sensors (non-empty only when `status` is `Ok` or `Estimated`).
+    pub sensors: Vec<Box<dyn Sensor>>,
+}
+
+/// A candidate's state, as `effbench sensors` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Status {
+    /// Measured and readable now.
+    Ok,
+    /// Present but not readable by this user; `fix` says exactly what to do.
+    PermissionDenied { fix: String },
+    /// Not present or not usable; `reason` says why.
+    Unavailable { reason: String },
+    /// A model, not a measurement.
+    Estimated,
 }
 
 /// The sources to use when the user names none. For now: the CPU estimate. Later, measured

@@ -1,0 +1,92 @@
+use clap::Args;
+
+use super::{CliResult, Exit};
+use crate::sensor::discover::{discover, unmeasured_domains, DiscoverOptions};
+use crate::sensor::{Candidate, Status};
+
+#[derive(Args, Debug, Clone)]
+pub struct MeterArgs {
+    /// A wall power meter through SPEC PTDaemon: ptd://HOST:PORT (effbench does not ship PTDaemon).
+    #[arg(long, value_name = "ptd://HOST:PORT", env = "EFFBENCH_METER")]
+    pub meter: Option<String>,
+    /// A command that prints power (W, mW) or cumulative energy (J) for one domain, run once per
+    /// sample: a vendor tool for NPUs whose only telemetry is a CLI.
+    #[arg(long, value_name = "CMD", env = "EFFBENCH_POWER_COMMAND")]
+    pub power_command: Option<String>,
+    /// The domain --power-command measures (npu:0, gpu:0, system...).
+    #[arg(long, value_name = "DOMAIN", default_value = "npu:0")]
+    pub power_command_domain: String,
+    /// Seconds a --power-command may take before it is killed.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub power_command_timeout: f64,
+}
+
+impl MeterArgs {
+    pub fn options(&self, domains: &[&str]) -> DiscoverOptions {
+        let mut o = DiscoverOptions::for_domains(domains);
+        o.meter = self.meter.clone();
+        o.power_command = self.power_command.clone().map(|c| (c, self.power_command_domain.clone()));
+        o.command_timeout = std::time::Duration::from_secs_f64(self.power_command_timeout.max(0.1));
+        o
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SensorsArgs {
+    #[command(flatten)]
+    pub meter: MeterArgs,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn status_text(c: &Candidate) -> (String, String) {
+    match &c.status {
+        Status::Ok => ("ok".into(), String::new()),
+        Status::Estimated => ("estimated".into(), "a model (rated power x utilisation), not a measurement".into()),
+        Status::PermissionDenied { fix } => ("permission denied".into(), fix.clone()),
+        Status::Unavailable { reason } => ("unavailable".into(), reason.clone()),
+    }
+}
+
+pub fn main(args: SensorsArgs) -> CliResult {
+    let opts = args.meter.options(&["cpu"]);
+    let candidates = discover(&opts);
+    if args.json {
+        let items: Vec<serde_json::Value> = candidates
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::json!({
+                    "kind": c.kind,
+                    "id": c.id,
+                    "domains": c.domains,
+                    "detail": c.detail,
+                });
+                if let (Some(obj), Ok(serde_json::Value::Object(st))) =
+                    (v.as_object_mut(), serde_json::to_value(&c.status))
+                {
+                    obj.extend(st);
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(Exit::Ok);
+    }
+    println!("sysfs root: {}", opts.root.display());
+    println!("{:<10} {:<34} {:<14} {:<18} what to know", "kind", "id", "domains", "status");
+    for c in &candidates {
+        let (status, note) = status_text(c);
+        println!("{:<10} {:<34} {:<14} {:<18} {note}", c.kind, c.id, c.domains.join(","), status);
+    }
+    let missing = unmeasured_domains(&candidates, &opts.backend_domains);
+    if missing.is_empty() {
+        println!("\nthe cpu backend's energy is measured.");
+    } else {
+        println!(
+            "\nno measured source for: {} (runs label its energy ESTIMATED; `run --require-measured` refuses to start)",
+            missing.join(", ")
+        );
+    }
+    Ok(Exit::Ok)
+}

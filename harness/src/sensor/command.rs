@@ -1,0 +1,633 @@
+//! `--power-command "CMD"`: power or energy printed by a vendor tool we cannot link against
+//! (an NPU SMI, a PDU script). The command runs through `sh -c`; its output format is ours to
+//! define, since no vendor document covers it:
+//!
+//! - The **last non-empty line** of stdout is the value (headers above it are ignored).
+//! - A value is a number with an optional unit: `12.5`, `12.5 W`, `12500 mW`, `12500000 uW`,
+//!   `0.0125 kW` (power) or `3600 J`, `3600000 mJ`, `uJ`/`µJ`, `kJ`, `1 Wh` (cumulative energy).
+//! - [`CommandUnit`] (`--power-command-unit auto|W|mW|J|mJ|uJ`) gives the unit of a bare
+//!   number; `auto` (default) means watts. A suffix always wins over the option, but must be
+//!   the same quantity (a `J` line with `--power-command-unit W` is an error).
+//! - Power becomes [`Reading::Power`]; energy becomes a [`Reading::Counter`] in µJ that never
+//!   wraps, so the command must print energy that only grows (a meter-side reset is rejected
+//!   and reported by the counter helper). The first value fixes the quantity for good.
+//!
+//! Modes ([`CommandMode`]):
+//! - `OneShot { interval }` (default, 1 s): the command is started once per interval.
+//! - `Stream`: the command is started once and prints one value per line for as long as it
+//!   runs (e.g. `vendor-smi --loop 1`); each line replaces the latest value.
+//!
+//! In both modes a background thread runs the command and keeps the latest value, so
+//! [`Sensor::read`] never waits on a process (the meter's ~50 ms rule). The value is as fresh
+//! as the interval: the meter holds it between updates. A value older than
+//! `timeout + 2 × interval` is reported as stale. Provenance is `vendor-reported`: we cannot
+//! inspect how the tool gets its numbers.
+//!
+//! A one-shot command that outlives `timeout` is killed with its whole process group.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{Provenance, Reading, Sensor, SensorError, SourceInfo};
+use crate::units::{Joules, Watts};
+
+/// How much of a command's stdout/stderr an error quotes.
+const QUOTE_CHARS: usize = 200;
+
+/// The unit of a bare number printed by the command.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum CommandUnit {
+    /// Suffix decides; a bare number is watts.
+    #[default]
+    Auto,
+    Watts,
+    Milliwatts,
+    Joules,
+    Millijoules,
+    Microjoules,
+}
+
+impl FromStr for CommandUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => CommandUnit::Auto,
+            "W" | "w" => CommandUnit::Watts,
+            "mW" => CommandUnit::Milliwatts,
+            "J" | "j" => CommandUnit::Joules,
+            "mJ" => CommandUnit::Millijoules,
+            "uJ" | "µJ" => CommandUnit::Microjoules,
+            _ => return Err(format!("unknown power command unit {s:?}; use one of auto, W, mW, J, mJ, uJ")),
+        })
+    }
+}
+
+impl CommandUnit {
+    fn suffix(self) -> &'static str {
+        match self {
+            CommandUnit::Auto | CommandUnit::Watts => "W",
+            CommandUnit::Milliwatts => "mW",
+            CommandUnit::Joules => "J",
+            CommandUnit::Millijoules => "mJ",
+            CommandUnit::Microjoules => "uJ",
+        }
+    }
+}
+
+/// One value printed by a command.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum CommandValue {
+    Power(Watts),
+    /// Cumulative energy.
+    Energy(Joules),
+}
+
+/// Suffixes, longest first so `mW` is not read as `W`: (suffix, is energy, scale to W or J).
+const SUFFIXES: [(&str, bool, f64); 11] = [
+    ("mW", false, 1e-3),
+    ("uW", false, 1e-6),
+    ("µW", false, 1e-6),
+    ("kW", false, 1e3),
+    ("mJ", true, 1e-3),
+    ("uJ", true, 1e-6),
+    ("µJ", true, 1e-6),
+    ("kJ", true, 1e3),
+    ("Wh", true, 3600.0),
+    ("W", false, 1.0),
+    ("J", true, 1.0),
+];
+
+/// Parses one printed value. Errors say what was expected (the caller quotes the text).
+pub fn parse_value(text: &str, unit: CommandUnit) -> Result<CommandValue, String> {
+    let t = text.trim();
+    let (unit_energy, unit_scale) = match unit {
+        CommandUnit::Auto | CommandUnit::Watts => (false, 1.0),
+        CommandUnit::Milliwatts => (false, 1e-3),
+        CommandUnit::Joules => (true, 1.0),
+        CommandUnit::Millijoules => (true, 1e-3),
+        CommandUnit::Microjoules => (true, 1e-6),
+    };
+    let (number, energy, scale) = SUFFIXES
+        .iter()
+        .find_map(|&(suffix, energy, scale)| t.strip_suffix(suffix).map(|n| (n.trim_end(), energy, scale)))
+        .unwrap_or((t, unit_energy, unit_scale));
+    if unit != CommandUnit::Auto && energy != unit_energy {
+        let (want, got) = if unit_energy { ("an energy", "a power") } else { ("a power", "an energy") };
+        return Err(format!("{want} (--power-command-unit is {}), not {got}", unit.suffix()));
+    }
+    let v: f64 = number.parse().map_err(|_| {
+        "a number with an optional unit: 12.5, 12.5 W, 12500 mW, or cumulative energy 3600 J".to_string()
+    })?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err("a finite, non-negative number".into());
+    }
+    Ok(if energy { CommandValue::Energy(Joules(v * scale)) } else { CommandValue::Power(Watts(v * scale)) })
+}
+
+/// How the command is run.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum CommandMode {
+    /// Start the command once per `interval`; each run prints one value.
+    OneShot { interval: Duration },
+    /// Start the command once; it prints one value per line until effbench stops it.
+    Stream,
+}
+
+/// Everything but the command line. `CommandOptions::new(domain, timeout)` gives the defaults:
+/// unit `auto`, one-shot every 1 s, id `command:<domain>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandOptions {
+    /// The energy domain the value belongs to (`npu:0`, `gpu:0`, `system`).
+    pub domain: String,
+    /// One-shot: the longest one run may take. Stream: the longest gap between two lines.
+    pub timeout: Duration,
+    pub unit: CommandUnit,
+    pub mode: CommandMode,
+    /// Source id; defaults to `command:<domain>`.
+    pub id: Option<String>,
+}
+
+impl CommandOptions {
+    pub fn new(domain: &str, timeout: Duration) -> Self {
+        CommandOptions {
+            domain: domain.into(),
+            timeout,
+            unit: CommandUnit::Auto,
+            mode: CommandMode::OneShot { interval: Duration::from_secs(1) },
+            id: None,
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(QUOTE_CHARS) {
+        Some((i, _)) => format!("{:?}…", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// Runs `sh -c cmd` once, waits at most `timeout`, and returns its stdout. A command still
+/// running at the deadline is killed with its process group. Non-zero exit is an error that
+/// quotes stderr (or stdout when stderr is empty).
+pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String, SensorError> {
+    let unavailable = |reason: String| SensorError::Unavailable { source_id: source_id.into(), reason };
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
+    // Pipes are drained on their own threads so a chatty command cannot fill one and stall.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {
+                kill_group(&mut child);
+                return Err(SensorError::Transient {
+                    source_id: source_id.into(),
+                    message: format!(
+                        "power command `{cmd}` did not finish within {:.3} s and was killed; raise \
+                         --power-command-timeout or use a faster command",
+                        timeout.as_secs_f64()
+                    ),
+                });
+            }
+            Err(e) => {
+                kill_group(&mut child);
+                return Err(unavailable(format!("cannot wait for power command `{cmd}`: {e}")));
+            }
+        }
+    };
+    // The command has exited; a grandchild holding the pipes open gets at most 1 s more.
+    let grace = Duration::from_secs(1);
+    let out = stdout.recv_timeout(grace).unwrap_or_default();
+    let err = stderr.recv_timeout(grace).unwrap_or_default();
+    if !status.success() {
+        let (what, text) = if err.trim().is_empty() { ("stdout", &out) } else { ("stderr", &err) };
+        return Err(unavailable(format!("power command `{cmd}` failed ({status}); {what}: {}", quote(text))));
+    }
+    Ok(out)
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+        });
+    }
+    rx
+}
+
+/// SIGKILL to the command's process group (it leads one: `process_group(0)`), then to the
+/// shell itself, then reap it. std has no killpg, so the `kill` utility sends the group kill.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Parses the command's output (its last non-empty line) into a reading.
+fn to_reading(source_id: &str, cmd: &str, stdout: &str, unit: CommandUnit) -> Result<Reading, SensorError> {
+    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let value = parse_value(line, unit).map_err(|expected| SensorError::Parse {
+        source_id: source_id.into(),
+        path: PathBuf::from(format!("the output of `{cmd}`")),
+        raw: if line.is_empty() { stdout.chars().take(QUOTE_CHARS).collect() } else { line.into() },
+        expected,
+    })?;
+    Ok(match value {
+        CommandValue::Power(w) => Reading::Power(w),
+        // µJ in a u64 reach 1.8e13 J: no wrap for any real device.
+        CommandValue::Energy(j) => {
+            Reading::Counter { raw: (j.0 * 1e6).round() as u64, wrap_at: 0, joules_per_unit: 1e-6 }
+        }
+    })
+}
+
+/// A copy of an error for the repeated reads that report it (`SensorError` is not `Clone`).
+fn copy_err(e: &SensorError) -> SensorError {
+    let source_id = e.source_id().to_string();
+    match e {
+        SensorError::Unavailable { reason, .. } => SensorError::Unavailable { source_id, reason: reason.clone() },
+        SensorError::Parse { path, raw, expected, .. } => {
+            SensorError::Parse { source_id, path: path.clone(), raw: raw.clone(), expected: expected.clone() }
+        }
+        SensorError::OutOfRange { raw, reason, .. } => {
+            SensorError::OutOfRange { source_id, raw: raw.clone(), reason: reason.clone() }
+        }
+        other => SensorError::Transient { source_id, message: other.to_string() },
+    }
+}
+
+type Latest = (Instant, Result<Reading, SensorError>);
+
+struct Shared {
+    latest: Mutex<Latest>,
+    stopped: Mutex<bool>,
+    wake: Condvar,
+    /// The stream-mode process, killed on drop.
+    child: Mutex<Option<Child>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A [`Sensor`] fed by an external command. Kind `command`, provenance `vendor-reported`.
+pub struct CommandSensor {
+    shared: Arc<Shared>,
+    info: SourceInfo,
+    stale_after: Duration,
+    /// Power or counter, fixed by the first value.
+    counter: bool,
+}
+
+impl CommandSensor {
+    /// One-shot mode every 1 s, unit `auto`. Runs the command once now, so a command that
+    /// fails, hangs or prints garbage fails here with that error.
+    pub fn new(cmd: &str, domain: &str, timeout: Duration) -> Result<CommandSensor, SensorError> {
+        Self::with_options(cmd, CommandOptions::new(domain, timeout))
+    }
+
+    pub fn with_options(cmd: &str, opts: CommandOptions) -> Result<CommandSensor, SensorError> {
+        let id = opts.id.clone().unwrap_or_else(|| format!("command:{}", opts.domain));
+        let shared = Arc::new(Shared {
+            latest: Mutex::new((
+                Instant::now(),
+                Err(SensorError::Transient { source_id: id.clone(), message: "no value yet".into() }),
+            )),
+            stopped: Mutex::new(false),
+            wake: Condvar::new(),
+            child: Mutex::new(None),
+        });
+        let (first, interval) = match opts.mode {
+            CommandMode::OneShot { interval } => {
+                let first = run_once(&id, cmd, opts.timeout).and_then(|out| to_reading(&id, cmd, &out, opts.unit))?;
+                let (s, c, i, u) = (Arc::clone(&shared), cmd.to_string(), id.clone(), opts.unit);
+                let t = opts.timeout;
+                std::thread::Builder::new()
+                    .name("effbench-power-command".into())
+                    .spawn(move || oneshot_loop(&s, &i, &c, t, u, interval))
+                    .map_err(|e| SensorError::Unavailable {
+                        source_id: id.clone(),
+                        reason: format!("cannot start a thread: {e}"),
+                    })?;
+                (first, interval)
+            }
+            CommandMode::Stream => (start_stream(&shared, &id, cmd, &opts)?, Duration::ZERO),
+        };
+        let counter = matches!(first, Reading::Counter { .. });
+        *lock(&shared.latest) = (Instant::now(), Ok(first));
+        let info = SourceInfo {
+            id,
+            kind: "command".into(),
+            domain: opts.domain.clone(),
+            provenance: Provenance::VendorReported,
+            sample_hz: 0.0,
+            update_period_s: interval.as_secs_f64(),
+            detail: json!({
+                "command": cmd,
+                "mode": match opts.mode { CommandMode::OneShot { .. } => "one-shot", CommandMode::Stream => "stream" },
+                "interval_s": interval.as_secs_f64(),
+                "timeout_s": opts.timeout.as_secs_f64(),
+                "unit": opts.unit.suffix(),
+                "quantity": if counter { "cumulative energy" } else { "power" },
+                "note": "vendor power semantics undocumented",
+            }),
+        };
+        Ok(CommandSensor { shared, info, stale_after: opts.timeout + interval * 2, counter })
+    }
+}
+
+fn oneshot_loop(shared: &Shared, id: &str, cmd: &str, timeout: Duration, unit: CommandUnit, interval: Duration) {
+    loop {
+        {
+            let stopped = lock(&shared.stopped);
+            let (stopped, _) =
+                shared.wake.wait_timeout_while(stopped, interval, |s| !*s).unwrap_or_else(PoisonError::into_inner);
+            if *stopped {
+                return;
+            }
+        }
+        let r = run_once(id, cmd, timeout).and_then(|out| to_reading(id, cmd, &out, unit));
+        *lock(&shared.latest) = (Instant::now(), r);
+    }
+}
+
+/// Starts a stream-mode command and waits (up to `timeout`) for its first value.
+fn start_stream(shared: &Arc<Shared>, id: &str, cmd: &str, opts: &CommandOptions) -> Result<Reading, SensorError> {
+    let unavailable = |reason: String| SensorError::Unavailable { source_id: id.into(), reason };
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
+    let Some(stdout) = child.stdout.take() else {
+        kill_group(&mut child);
+        return Err(unavailable("the command's stdout could not be captured".into()));
+    };
+    let stderr = drain(child.stderr.take());
+    *lock(&shared.child) = Some(child);
+    let (tx, rx) = mpsc::channel();
+    let (s, c, i, unit) = (Arc::clone(shared), cmd.to_string(), id.to_string(), opts.unit);
+    std::thread::spawn(move || {
+        let mut first = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r = to_reading(&i, &c, &line, unit);
+            match first.take() {
+                Some(tx) => {
+                    let _ = tx.send(r);
+                }
+                None => *lock(&s.latest) = (Instant::now(), r),
+            }
+        }
+        let err = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+        let e = SensorError::Unavailable {
+            source_id: i.clone(),
+            reason: format!("power command `{c}` stopped printing values (it exited); stderr: {}", quote(&err)),
+        };
+        match first.take() {
+            Some(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            None => *lock(&s.latest) = (Instant::now(), Err(e)),
+        }
+    });
+    match rx.recv_timeout(opts.timeout) {
+        Ok(r) => r,
+        Err(_) => Err(SensorError::Transient {
+            source_id: id.into(),
+            message: format!(
+                "power command `{cmd}` printed no value within {:.3} s; raise --power-command-timeout",
+                opts.timeout.as_secs_f64()
+            ),
+        }),
+    }
+    .inspect_err(|_| {
+        if let Some(mut child) = lock(&shared.child).take() {
+            kill_group(&mut child);
+        }
+    })
+}
+
+impl Sensor for CommandSensor {
+    fn info(&self) -> SourceInfo {
+        self.info.clone()
+    }
+
+    /// Copies the latest value from the background thread: never waits on the command.
+    fn read(&mut self) -> Result<Reading, SensorError> {
+        let latest = lock(&self.shared.latest);
+        let age = latest.0.elapsed();
+        match &latest.1 {
+            Err(e) => Err(copy_err(e)),
+            Ok(_) if age > self.stale_after => Err(SensorError::Transient {
+                source_id: self.info.id.clone(),
+                message: format!(
+                    "latest value from `{}` is {:.1} s old (is the command stuck?)",
+                    self.info.detail["command"].as_str().unwrap_or("?"),
+                    age.as_secs_f64()
+                ),
+            }),
+            Ok(r) if matches!(r, Reading::Counter { .. }) != self.counter => Err(SensorError::OutOfRange {
+                source_id: self.info.id.clone(),
+                raw: format!("{r:?}"),
+                reason: format!(
+                    "the command first printed {} and now prints {}; print one quantity only",
+                    if self.counter { "energy" } else { "power" },
+                    if self.counter { "power" } else { "energy" }
+                ),
+            }),
+            Ok(r) => Ok(*r),
+        }
+    }
+}
+
+impl Drop for CommandSensor {
+    /// Stops the background thread (a one-shot run in progress finishes or times out on its
+    /// own; the thread is not joined, so drop never waits) and kills a stream-mode command.
+    fn drop(&mut self) {
+        *lock(&self.shared.stopped) = true;
+        self.shared.wake.notify_all();
+        if let Some(mut child) = lock(&self.shared.child).take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn opts(domain: &str, timeout: Duration, unit: CommandUnit, mode: CommandMode) -> CommandOptions {
+        CommandOptions { unit, mode, ..CommandOptions::new(domain, timeout) }
+    }
+
+    #[test]
+    fn command_value_units() {
+        let p = |s: &str| parse_value(s, CommandUnit::Auto).unwrap();
+        assert_eq!(p("12.5"), CommandValue::Power(Watts(12.5)));
+        assert_eq!(p(" 12.5 W\n"), CommandValue::Power(Watts(12.5)));
+        assert_eq!(p("12500 mW"), CommandValue::Power(Watts(12.5)));
+        assert_eq!(p("12500000uW"), CommandValue::Power(Watts(12.5)));
+        assert_eq!(p("0.5 kW"), CommandValue::Power(Watts(500.0)));
+        assert_eq!(p("3600 J"), CommandValue::Energy(Joules(3600.0)));
+        assert_eq!(p("2500 mJ"), CommandValue::Energy(Joules(2.5)));
+        assert_eq!(p("1 Wh"), CommandValue::Energy(Joules(3600.0)));
+        assert_eq!(parse_value("2500", CommandUnit::Millijoules).unwrap(), CommandValue::Energy(Joules(2.5)));
+        assert_eq!(parse_value("2500", CommandUnit::Milliwatts).unwrap(), CommandValue::Power(Watts(2.5)));
+        assert_eq!(parse_value("3 W", CommandUnit::Milliwatts).unwrap(), CommandValue::Power(Watts(3.0)));
+        assert!(parse_value("5 J", CommandUnit::Watts).unwrap_err().contains("a power (--power-command-unit is W)"));
+        for bad in ["", "N/A", "abc W", "-3 W", "nan", "inf", "12.5 V"] {
+            assert!(parse_value(bad, CommandUnit::Auto).is_err(), "{bad}");
+        }
+        assert_eq!("uJ".parse::<CommandUnit>().unwrap(), CommandUnit::Microjoules);
+        assert!("kWh".parse::<CommandUnit>().unwrap_err().contains("auto, W, mW, J, mJ, uJ"));
+    }
+
+    #[test]
+    fn command_prints_watts() {
+        let mut s = CommandSensor::new("echo 'vendor-smi v1'; echo '12500 mW'", "npu:0", T).unwrap();
+        assert_eq!(s.read().unwrap(), Reading::Power(Watts(12.5)));
+        let info = s.info();
+        assert_eq!((info.id.as_str(), info.kind.as_str(), info.domain.as_str()), ("command:npu:0", "command", "npu:0"));
+        assert_eq!(info.provenance, Provenance::VendorReported);
+        assert_eq!(info.detail["quantity"], "power");
+    }
+
+    #[test]
+    fn command_prints_growing_joules_as_a_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n");
+        // Each run prints 10 J more than the last: a cumulative counter.
+        let cmd = format!("n=$(cat {0} 2>/dev/null || echo 0); n=$((n+10)); echo $n > {0}; echo \"$n J\"", f.display());
+        let o = opts("system", T, CommandUnit::Auto, CommandMode::OneShot { interval: Duration::from_millis(20) });
+        let mut s = CommandSensor::with_options(&cmd, o).unwrap();
+        assert_eq!(s.read().unwrap(), Reading::Counter { raw: 10_000_000, wrap_at: 0, joules_per_unit: 1e-6 });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match s.read().unwrap() {
+                Reading::Counter { raw, .. } if raw > 10_000_000 => {
+                    assert_eq!(raw % 10_000_000, 0);
+                    break;
+                }
+                r => assert!(Instant::now() < deadline, "no newer value than {r:?} after 5 s"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(s.info().detail["quantity"], "cumulative energy");
+    }
+
+    #[test]
+    fn command_garbage_is_quoted() {
+        let e = CommandSensor::new("echo 'power: N/A'", "npu:0", T).err().unwrap();
+        assert!(matches!(e, SensorError::Parse { .. }), "{e}");
+        let m = e.to_string();
+        assert!(m.contains("\"power: N/A\"") && m.contains("echo 'power: N/A'"), "{m}");
+        let e = CommandSensor::new("true", "npu:0", T).err().unwrap().to_string();
+        assert!(e.contains("cannot parse \"\""), "{e}");
+    }
+
+    #[test]
+    fn command_nonzero_exit_quotes_stderr() {
+        let e = CommandSensor::new("echo 'device 0 not found' >&2; exit 3", "npu:0", T).err().unwrap().to_string();
+        assert!(e.contains("exit status: 3") && e.contains("\"device 0 not found\""), "{e}");
+        let e =
+            CommandSensor::new("head -c 5000 /dev/zero | tr '\\0' x; exit 1", "npu:0", T).err().unwrap().to_string();
+        assert!(e.contains("stdout: \"xxx") && e.contains('…') && e.len() < 500, "{e}");
+    }
+
+    #[test]
+    fn command_timeout_kills_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The inner shell is a grandchild of effbench: only a process-group kill stops it.
+        let cmd = format!("sh -c 'sleep 1; touch {}'; true", marker.display());
+        let t = Instant::now();
+        let e = CommandSensor::new(&cmd, "npu:0", Duration::from_millis(200)).err().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+        assert!(matches!(e, SensorError::Transient { .. }), "{e}");
+        let m = e.to_string();
+        assert!(m.contains(&cmd) && m.contains("within 0.200 s") && m.contains("killed"), "{m}");
+        std::thread::sleep(Duration::from_millis(1500).saturating_sub(t.elapsed()));
+        assert!(!marker.exists(), "the timed-out command kept running");
+    }
+
+    #[test]
+    fn command_failure_after_start_reaches_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ran");
+        // First run prints a value; later runs print garbage.
+        let cmd = format!("if [ -e {0} ]; then echo oops; else touch {0}; echo 5; fi", f.display());
+        let o = opts("npu:0", T, CommandUnit::Auto, CommandMode::OneShot { interval: Duration::from_millis(20) });
+        let mut s = CommandSensor::with_options(&cmd, o).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let e = loop {
+            match s.read() {
+                Err(e) => break e,
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(r) => panic!("still {r:?} after 5 s"),
+            }
+        };
+        assert!(e.to_string().contains("\"oops\""), "{e}");
+    }
+
+    #[test]
+    fn command_stream_mode_reads_lines() {
+        let cmd = "echo 1 W; sleep 0.1; echo 2 W; sleep 0.1; echo 3 W; sleep 5";
+        let o = opts("npu:1", T, CommandUnit::Auto, CommandMode::Stream);
+        let mut s = CommandSensor::with_options(cmd, o).unwrap();
+        assert_eq!(s.read().unwrap(), Reading::Power(Watts(1.0)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.read().unwrap() != Reading::Power(Watts(3.0)) {
+            assert!(Instant::now() < deadline, "never saw the third line");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let t = Instant::now();
+        drop(s);
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn command_stream_exit_and_silence_are_errors() {
+        let o = opts("npu:0", T, CommandUnit::Auto, CommandMode::Stream);
+        let e = CommandSensor::with_options("echo broken >&2; exit 1", o).err().unwrap().to_string();
+        assert!(e.contains("stopped printing") && e.contains("\"broken\""), "{e}");
+        let o = opts("npu:0", Duration::from_millis(200), CommandUnit::Auto, CommandMode::Stream);
+        let t = Instant::now();
+        let e = CommandSensor::with_options("sleep 5", o).err().unwrap().to_string();
+        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(e.contains("printed no value within 0.200 s"), "{e}");
+    }
+}

@@ -1,0 +1,123 @@
+//! Discovery: every candidate energy source on this machine, its status, and the set of
+//! sensors a run meters. Measured sources come first; the CPU estimate is added only for a
+//! backend domain that no measured source covers (and never when a wall meter measures the
+//! whole system), and it is labelled `estimated` wherever it appears.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{command, estimate, hwmon, nvml, ptd, rapl, sysfs, Candidate, Sensor, Status};
+
+/// What to look for.
+#[derive(Clone, Debug)]
+pub struct DiscoverOptions {
+    /// The sysfs root (`/sys`, or `$EFFBENCH_SYSFS_ROOT`).
+    pub root: PathBuf,
+    /// `--meter ptd://HOST:PORT`.
+    pub meter: Option<String>,
+    /// `--power-command "CMD"` and the domain it measures.
+    pub power_command: Option<(String, String)>,
+    pub command_timeout: Duration,
+    /// The domains the backend's work draws on (`cpu` for the CPU backend).
+    pub backend_domains: Vec<String>,
+}
+
+impl DiscoverOptions {
+    pub fn for_domains(domains: &[&str]) -> DiscoverOptions {
+        DiscoverOptions {
+            root: sysfs::sysfs_root(),
+            meter: None,
+            power_command: None,
+            command_timeout: Duration::from_secs(5),
+            backend_domains: domains.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+}
+
+/// Every candidate, in a stable order: RAPL, hwmon, wall meter, vendor command, estimate.
+pub fn discover(opts: &DiscoverOptions) -> Vec<Candidate> {
+    let fs: Arc<dyn sysfs::Fs> = Arc::new(sysfs::RealFs);
+    let mut all = rapl::discover(&opts.root, fs.clone());
+    all.extend(hwmon::discover(&opts.root, fs));
+    all.extend(nvml::discover(None));
+    if let Some(url) = &opts.meter {
+        all.push(ptd_candidate(url));
+    }
+    if let Some((cmd, domain)) = &opts.power_command {
+        all.push(command_candidate(cmd, domain, opts.command_timeout));
+    }
+    let measured = |d: &str| all.iter().any(|c| c.status == Status::Ok && c.domains.iter().any(|x| x == d));
+    let wall = measured("system");
+    if !wall && opts.backend_domains.iter().any(|d| d == "cpu") && !measured("cpu") {
+        let e = estimate::CpuEstimate::from_system();
+        let info = e.info();
+        all.push(Candidate {
+            kind: "estimate",
+            id: info.id.clone(),
+            domains: vec![info.domain.clone()],
+            status: Status::Estimated,
+            detail: info.detail.clone(),
+            sensors: vec![Box::new(e)],
+        });
+    }
+    all
+}
+
+fn ptd_candidate(url: &str) -> Candidate {
+    let id = format!("ptd:{url}");
+    let (status, sensors): (Status, Vec<Box<dyn Sensor>>) = match ptd::parse_meter_url(url)
+        .and_then(|_| ptd::PtdSensor::connect(url, Default::default()).map_err(|e| e.to_string()))
+    {
+        Ok(s) => (Status::Ok, vec![Box::new(s)]),
+        Err(reason) => (Status::Unavailable { reason }, vec![]),
+    };
+    Candidate {
+        kind: "ptd",
+        id,
+        domains: vec!["system".into()],
+        status,
+        detail: serde_json::json!({ "url": url }),
+        sensors,
+    }
+}
+
+fn command_candidate(cmd: &str, domain: &str, timeout: Duration) -> Candidate {
+    let id = format!("command:{domain}");
+    // `new` runs the command once, so a command that fails shows up here, not mid-run.
+    let (status, sensors): (Status, Vec<Box<dyn Sensor>>) = match command::CommandSensor::new(cmd, domain, timeout) {
+        Ok(s) => (Status::Ok, vec![Box::new(s)]),
+        Err(e) => (Status::Unavailable { reason: e.to_string() }, vec![]),
+    };
+    Candidate {
+        kind: "command",
+        id,
+        domains: vec![domain.to_string()],
+        status,
+        detail: serde_json::json!({ "command": cmd, "timeout_s": timeout.as_secs_f64() }),
+        sensors,
+    }
+}
+
+/// The sensors a run meters: those of `Ok` and `Estimated` candidates whose domain the work
+/// draws on: the backend's domains, plus `dram` and the wall (`system`). A GPU sitting idle
+/// beside a CPU run is listed by `effbench sensors` but not added to the run's energy.
+pub fn take_sensors(candidates: &mut [Candidate], backend_domains: &[String]) -> Vec<Box<dyn Sensor>> {
+    let counts = |d: &str| d == "dram" || d == "system" || backend_domains.iter().any(|b| b == d);
+    candidates
+        .iter_mut()
+        .filter(|c| matches!(c.status, Status::Ok | Status::Estimated))
+        .flat_map(|c| std::mem::take(&mut c.sensors))
+        .filter(|s| counts(&s.info().domain))
+        .collect()
+}
+
+/// Backend domains with no measured source (only an estimate, or nothing).
+pub fn unmeasured_domains(candidates: &[Candidate], backend_domains: &[String]) -> Vec<String> {
+    let wall = candidates.iter().any(|c| c.status == Status::Ok && c.domains.iter().any(|d| d == "system"));
+    backend_domains
+        .iter()
+        .filter(|d| !wall && !candidates.iter().any(|c| c.status == Status::Ok && c.domains.contains(d)))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,241 @@
+//! One TCP connection to PTDaemon: send a command line, read its reply line(s) before a
+//! deadline. Commands end with `\r\n`; replies end with `\n` (a trailing `\r` is stripped) and
+//! may arrive in any number of TCP segments, so bytes are buffered until the newline.
+//!
+//! After a timeout or an I/O error the connection is marked broken: a late reply would
+//! otherwise be taken as the answer to the next command. Every later call fails fast.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::proto::{self, LogLine, PtdAddress, PtdError, PtdRange, PtdRanges};
+
+/// Which quantity `SR` sets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    Volts,
+    Amps,
+}
+
+impl Quantity {
+    fn letter(self) -> char {
+        match self {
+            Quantity::Volts => 'V',
+            Quantity::Amps => 'A',
+        }
+    }
+}
+
+/// The `RL` variants, tried in this order until the daemon accepts one (sensors.md §4.2):
+/// multichannel sum + channels, single-channel AC, DC.
+const RL_COMMANDS: [&str; 3] = ["RL,*,*", "RL", "DC-RL"];
+
+pub struct PtdClient {
+    addr: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+    broken: Option<String>,
+    /// The ranges found at connect (`RR`), restored on drop when we changed them.
+    original: Option<PtdRanges>,
+    changed: [bool; 2],
+    /// Index into [`RL_COMMANDS`] of the variant this daemon accepts.
+    rl: usize,
+}
+
+impl PtdClient {
+    /// Opens the connection; every address `addr` resolves to is tried within `connect_timeout`.
+    pub fn connect(addr: &PtdAddress, connect_timeout: Duration, timeout: Duration) -> Result<PtdClient, PtdError> {
+        let name = addr.to_string();
+        let conn_err = |error| PtdError::Connect { addr: name.clone(), error };
+        let mut last = std::io::Error::new(ErrorKind::NotFound, "the host resolved to no address");
+        let mut stream = None;
+        for sa in (addr.host.as_str(), addr.port).to_socket_addrs().map_err(conn_err)? {
+            match TcpStream::connect_timeout(&sa, connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let stream = stream.ok_or_else(|| conn_err(last))?;
+        stream.set_nodelay(true).map_err(conn_err)?;
+        stream.set_write_timeout(Some(timeout)).map_err(conn_err)?;
+        Ok(PtdClient {
+            addr: name,
+            stream,
+            buf: Vec::with_capacity(4096),
+            timeout,
+            broken: None,
+            original: None,
+            changed: [false; 2],
+            rl: 0,
+        })
+    }
+
+    /// Sends one command and returns its one-line reply, without judging it.
+    pub fn raw(&mut self, command: &str) -> Result<String, PtdError> {
+        if let Some(cause) = &self.broken {
+            return Err(PtdError::Broken { addr: self.addr.clone(), cause: cause.clone() });
+        }
+        let line = format!("{command}\r\n");
+        if let Err(error) = self.stream.write_all(line.as_bytes()).and_then(|()| self.stream.flush()) {
+            return Err(self.fail(PtdError::Io { addr: self.addr.clone(), command: command.into(), error }));
+        }
+        self.read_line(command)
+    }
+
+    /// Sends one command; a reply that means failure ([`proto::is_failure`]) is an error.
+    pub fn cmd(&mut self, command: &str) -> Result<String, PtdError> {
+        let reply = self.raw(command)?;
+        if proto::is_failure(&reply) {
+            return Err(PtdError::Refused { addr: self.addr.clone(), command: command.into(), reply });
+        }
+        Ok(reply)
+    }
+
+    fn bad(&self, command: &str, reply: String, expected: String) -> PtdError {
+        PtdError::BadReply { addr: self.addr.clone(), command: command.into(), reply, expected }
+    }
+
+    /// `Hello` → must be exactly `Hello, PTDaemon here!`.
+    pub fn hello(&mut self) -> Result<(), PtdError> {
+        let reply = self.raw("Hello")?;
+        proto::check_hello(&reply).map_err(|expected| self.bad("Hello", reply, expected))
+    }
+
+    /// `Identify` → free text naming the analyzer (logged, not interpreted).
+    pub fn identify(&mut self) -> Result<String, PtdError> {
+        self.cmd("Identify")
+    }
+
+    /// `RR` → the current ranges; the first result is remembered for restoring on drop.
+    pub fn read_ranges(&mut self) -> Result<PtdRanges, PtdError> {
+        let reply = self.cmd("RR")?;
+        let ranges = proto::parse_ranges(&reply).map_err(|e| self.bad("RR", reply, e))?;
+        self.original.get_or_insert(ranges);
+        Ok(ranges)
+    }
+
+    /// `SR,V,<value|Auto>` or `SR,A,<value|Auto>`.
+    pub fn set_range(&mut self, q: Quantity, r: PtdRange) -> Result<(), PtdError> {
+        self.cmd(&format!("SR,{},{r}", q.letter()))?;
+        self.changed[q as usize] = true;
+        Ok(())
+    }
+
+    /// `Go,<period_ms>,0,<mark>`: start logging samples tagged `mark` until `Stop`.
+    pub fn go(&mut self, period_ms: u32, mark: &str) -> Result<String, PtdError> {
+        proto::check_mark(mark)?;
+        self.cmd(&format!("Go,{period_ms},0,{mark}"))
+    }
+
+    /// `Stop`: end the logging phase.
+    pub fn stop(&mut self) -> Result<String, PtdError> {
+        self.cmd("Stop")
+    }
+
+    /// `Watts` → the latest power in watts.
+    pub fn watts(&mut self) -> Result<f64, PtdError> {
+        let reply = self.cmd("Watts")?;
+        proto::parse_watts(&reply).map_err(|e| self.bad("Watts", reply, e))
+    }
+
+    /// `Uncertainty` → the reply verbatim (format [U]; see [`proto::parse_uncertainty`]).
+    pub fn uncertainty(&mut self) -> Result<String, PtdError> {
+        self.raw("Uncertainty")
+    }
+
+    /// Reads back the unread samples: `RL,*,*`, falling back to `RL` on `Invalid number of
+    /// parameters` and to `DC-RL` on `Unknown command`. Returns the parsed lines and, for each
+    /// line that could not be parsed, a warning quoting it.
+    pub fn read_log(&mut self) -> Result<(Vec<LogLine>, Vec<String>), PtdError> {
+        let (command, header) = loop {
+            let command = RL_COMMANDS[self.rl];
+            let reply = self.raw(command)?;
+            let retry = reply.contains("Invalid number of parameters") || reply.starts_with("Unknown command");
+            if retry && self.rl + 1 < RL_COMMANDS.len() {
+                self.rl += 1;
+                continue;
+            }
+            if proto::is_failure(&reply) {
+                return Err(PtdError::Refused { addr: self.addr.clone(), command: command.into(), reply });
+            }
+            break (command, reply);
+        };
+        let n = proto::parse_rl_header(&header).map_err(|e| self.bad(command, header, e))?;
+        let mut lines = Vec::with_capacity(n);
+        let mut warnings = Vec::new();
+        for _ in 0..n {
+            // Each line gets the full timeout: a long log is slow, not stalled.
+            let line = self.read_line(command)?;
+            match proto::parse_log_line(&line) {
+                Ok(l) => lines.push(l),
+                Err(expected) => {
+                    warnings.push(format!("skipped unparsable PTDaemon log line {line:?} (expected {expected})"))
+                }
+            }
+        }
+        Ok((lines, warnings))
+    }
+
+    /// Reads one reply line before `self.timeout` elapses.
+    fn read_line(&mut self, command: &str) -> Result<String, PtdError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let text = String::from_utf8_lossy(&line[..nl]);
+                return Ok(text.trim_end_matches('\r').to_string());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let partial = || String::from_utf8_lossy(&self.buf).into_owned();
+            if left.is_zero() {
+                let e = PtdError::Timeout {
+                    addr: self.addr.clone(),
+                    command: command.into(),
+                    timeout_s: self.timeout.as_secs_f64(),
+                    partial: partial(),
+                };
+                return Err(self.fail(e));
+            }
+            if let Err(error) = self.stream.set_read_timeout(Some(left)) {
+                return Err(self.fail(PtdError::Io { addr: self.addr.clone(), command: command.into(), error }));
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    let e = PtdError::Closed { addr: self.addr.clone(), command: command.into(), partial: partial() };
+                    return Err(self.fail(e));
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(error) => {
+                    return Err(self.fail(PtdError::Io { addr: self.addr.clone(), command: command.into(), error }));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: PtdError) -> PtdError {
+        self.broken = Some(e.to_string());
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        e
+    }
+}
+
+impl Drop for PtdClient {
+    /// Puts back the ranges we changed (best effort: the daemon may be gone).
+    fn drop(&mut self) {
+        let Some(orig) = self.original else { return };
+        for (q, r) in [(Quantity::Volts, orig.volts()), (Quantity::Amps, orig.amps())] {
+            if let (true, Some(r)) = (self.changed[q as usize], r) {
+                if self.set_range(q, r).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
