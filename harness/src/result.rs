@@ -150,6 +150,10 @@ pub struct Repeat {
     /// CPU time the meter's sampling thread spent inside this window: its overhead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter_busy_s: Option<Seconds>,
+    /// `--meter ptd://`: the analyzer's own report for this window (`mark`, `energy_j` from
+    /// its samples, `samples`, `duration_s`, `uncertainty_pct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_meter: Option<serde_json::Value>,
     // Training only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples_to_target: Option<u64>,

@@ -44,6 +44,9 @@ pub struct RunPlan {
     pub min_infer_window: Duration,
     pub peak_duration: Duration,
     pub sensors: Vec<Box<dyn Sensor>>,
+    /// The wall meter's window handle (`--meter ptd://`): each repeat's window is also marked
+    /// on the analyzer, and its own report is stored beside the meter's integral.
+    pub wall: Option<crate::sensor::ptd::PtdWindows>,
     pub command: Vec<String>,
     pub allocator: &'static str,
 }
@@ -207,6 +210,7 @@ fn run_workload(
                 let target = spec.target(&recipe.recipe);
                 fsutil::reset_peak_rss();
                 plan.backend.synchronize()?;
+                let wall_mark = wall_begin(plan, spec.id, seed)?;
                 let begin = meter.mark();
                 let out = train::train(task.as_ref(), net.as_ref(), &recipe.recipe, target, seed, &dev, &mut |e| {
                     progress.evaluation(e.samples, e.quality)
@@ -215,12 +219,15 @@ fn run_workload(
                 let end = meter.mark();
                 let window = meter.window(&begin, &end);
                 windows.push((format!("repeat-{seed}"), begin, end));
-                train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak)
+                let mut r = train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak);
+                wall_end(plan, wall_mark, &mut r)?;
+                r
             }
             Work::Infer(session) => {
                 session.pass()?; // warm-up: caches, allocator, thread pool (unmeasured)
                 fsutil::reset_peak_rss();
                 plan.backend.synchronize()?;
+                let wall_mark = wall_begin(plan, spec.id, seed)?;
                 let begin = meter.mark();
                 let t0 = Instant::now();
                 let mut passes = Vec::new();
@@ -231,7 +238,9 @@ fn run_workload(
                 let end = meter.mark();
                 let window = meter.window(&begin, &end);
                 windows.push((format!("repeat-{seed}"), begin, end));
-                infer_repeat(spec, seed, &passes, &window, idle_power, flops_per_unit, peak)
+                let mut r = infer_repeat(spec, seed, &passes, &window, idle_power, flops_per_unit, peak);
+                wall_end(plan, wall_mark, &mut r)?;
+                r
             }
         };
         progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
@@ -249,6 +258,30 @@ fn run_workload(
     }
     progress.workload_done(spec.id);
     Ok(Finished { path, result })
+}
+
+/// Opens a window on the wall meter (if any) just before the meter's own edge.
+fn wall_begin(plan: &RunPlan, id: &str, seed: u64) -> Result<Option<String>> {
+    let Some(w) = &plan.wall else { return Ok(None) };
+    let mark = crate::sensor::ptd::make_mark(&format!("{id}_r{seed}_{}", chrono::Utc::now().format("%H%M%S%3f")));
+    w.begin_window(&mark).with_context(|| format!("wall meter: starting window {mark}"))?;
+    Ok(Some(mark))
+}
+
+/// Closes the wall meter's window and stores its report (energy from the analyzer's samples,
+/// sample count, uncertainty) and warnings in the repeat.
+fn wall_end(plan: &RunPlan, mark: Option<String>, r: &mut Repeat) -> Result<()> {
+    let (Some(w), Some(mark)) = (&plan.wall, mark) else { return Ok(()) };
+    let report = w.end_window(&mark).with_context(|| format!("wall meter: closing window {mark}"))?;
+    r.meter_warnings.extend(report.warnings.iter().map(|x| format!("wall meter: {x}")));
+    r.wall_meter = Some(serde_json::json!({
+        "mark": report.mark,
+        "energy_j": report.energy.map(|j| j.0),
+        "samples": report.samples.len(),
+        "duration_s": report.duration.0,
+        "uncertainty_pct": report.uncertainty_pct,
+    }));
+    Ok(())
 }
 
 /// Total and dynamic energy of a window. A wall meter (domain `system`) covers every other
@@ -304,6 +337,7 @@ fn base_repeat(
         fraction_of_peak: peak.map(|p| achieved / p),
         meter_warnings: window.warnings.clone(),
         meter_busy_s: Some(window.sampler_busy),
+        wall_meter: None,
         samples_to_target: None,
         bytes_to_target: None,
         unique_samples: None,

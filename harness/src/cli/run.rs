@@ -9,7 +9,7 @@ use effbench_models::{Kind, WorkloadSpec};
 use super::{CliResult, Exit, Failure};
 use crate::backend::Backend;
 use crate::run::{self, RunPlan};
-use crate::sensor::{discover, fake::FakePower, Sensor};
+use crate::sensor::{discover, fake::FakePower, Sensor, Status};
 use crate::units::Watts;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -134,11 +134,20 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     }
     let out_dir = args.out.unwrap_or_else(default_out);
     check_writable(&out_dir).map_err(Failure::usage)?;
+    let mut wall = None;
     let sensors: Vec<Box<dyn Sensor>> = match args.fake_power {
         Some(w) => vec![Box::new(FakePower::new("cpu", Watts(w)))],
         None => {
             let opts = args.meter.options(backend.domains());
-            let mut candidates = discover::discover(&opts);
+            let (mut candidates, wall_windows) = discover::discover_with_wall(&opts);
+            if args.meter.meter.is_some() && wall_windows.is_none() {
+                let why = match candidates.iter().find(|c| c.kind == "ptd").map(|c| &c.status) {
+                    Some(Status::Unavailable { reason }) => reason.clone(),
+                    other => format!("{other:?}"),
+                };
+                return Err(Failure::usage(anyhow!("--meter: cannot use the wall meter: {why}")));
+            }
+            wall = wall_windows;
             let missing = discover::unmeasured_domains(&candidates, &opts.backend_domains);
             if args.require_measured && !missing.is_empty() {
                 return Err(Failure {
@@ -170,6 +179,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         min_infer_window: secs(min_window, "--min-window-secs")?,
         peak_duration: secs(args.peak_secs, "--peak-secs")?,
         sensors,
+        wall,
         command,
         allocator,
     })

@@ -162,7 +162,9 @@ impl Meter {
                     return Err(match problem {
                         Problem::Sensor(e) => MeterError::FirstRead(e),
                         Problem::Anomaly(anomaly) => MeterError::BadFirstReading { source_id, anomaly },
-                        Problem::KindChanged => unreachable!("the first reading sets the kind"),
+                        Problem::KindChanged | Problem::GapMayHideWrap(_) => {
+                            unreachable!("the first reading sets the kind and has no interval")
+                        }
                     });
                 }
             }

@@ -15,6 +15,7 @@ const MAX_EVENTS: usize = 1000;
 
 pub(super) enum Acc {
     Unset,
+    /// The accumulator and the time of the last reading.
     Counter(CounterAccumulator, Option<f64>),
     Power(PowerIntegrator),
 }
@@ -31,6 +32,9 @@ pub(super) enum Problem {
     Sensor(SensorError),
     Anomaly(CounterAnomaly),
     KindChanged,
+    /// More than half the counter's range passed between two readings, so a whole wrap could
+    /// have passed unseen (the interval's energy may be short by whole counter ranges).
+    GapMayHideWrap(String),
 }
 
 pub(super) struct Event {
@@ -63,6 +67,7 @@ impl State {
                 Reading::Power(_) => Acc::Power(PowerIntegrator::new()),
             };
         }
+        let mut gap = None;
         let (delta, power) = match (&mut ch.acc, reading) {
             (Acc::Counter(acc, last_t), Reading::Counter { raw, wrap_at, joules_per_unit }) => {
                 let result = acc.update(raw, wrap_at, joules_per_unit);
@@ -74,12 +79,25 @@ impl State {
                     Some(t0) if t > t0 => delta.0 / (t - t0),
                     _ => f64::NAN,
                 };
+                // More than half the counter's range passed between two readings: at that
+                // pace a whole extra wrap could have passed unseen.
+                let range_j = wrap_at as f64 * joules_per_unit;
+                if wrap_at > 0 && delta.0 > 0.5 * range_j {
+                    gap = Some(format!(
+                        "{:.3} J between two readings is more than half the counter's {:.3} J range: \
+                         a wrap may be hidden; sample faster (--sample-hz)",
+                        delta.0, range_j
+                    ));
+                }
                 (delta, power)
             }
             (Acc::Power(int), Reading::Power(w)) => (int.update(Seconds(t), w).map_err(Problem::Anomaly)?, w.0),
             _ => return Err(Problem::KindChanged),
         };
         self.cumulative[ch.domain] += delta.0;
+        if let Some(message) = gap {
+            self.record(i, Problem::GapMayHideWrap(message));
+        }
         Ok(power)
     }
 
@@ -111,6 +129,7 @@ impl State {
                 Problem::Sensor(e) => e.to_string(),
                 Problem::Anomaly(a) => a.to_string(),
                 Problem::KindChanged => "switched between counter and power readings".into(),
+                Problem::GapMayHideWrap(m) => m,
             };
             self.events.push(Event { sample_index: self.samples, channel: i, message });
         }

@@ -174,3 +174,27 @@ impl Sensor for SlowUpdate {
         self.0.read()
     }
 }
+
+#[test]
+fn a_sampling_gap_that_could_hide_a_wrap_is_a_warning() {
+    // 1 J range; 0.7 J between two readings: more than half the range, so a whole wrap could
+    // have passed unseen. The energy still counts.
+    let wrap = 1_000_000;
+    let s = ScriptedSensor::counter_uj("cpu", &[0, 100_000, 800_000], wrap);
+    let meter = Meter::start(vec![boxed(s)], 1.0).unwrap();
+    let m1 = meter.mark();
+    let m2 = meter.mark();
+    let w = meter.window(&m1, &m2);
+    assert!((w.total.0 - 0.7).abs() < 1e-9, "{w:?}");
+    assert!(w.warnings.iter().any(|x| x.contains("wrap may be hidden")), "{:?}", w.warnings);
+
+    // The same counter read often enough raises nothing.
+    let s = ScriptedSensor::counter_uj("cpu", &[0, 100_000, 400_000, 700_000], wrap);
+    let meter = Meter::start(vec![boxed(s)], 1.0).unwrap();
+    let m1 = meter.mark();
+    let _ = meter.mark();
+    let m3 = meter.mark();
+    let w = meter.window(&m1, &m3);
+    assert!((w.total.0 - 0.6).abs() < 1e-9, "{w:?}");
+    assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+}

@@ -35,14 +35,23 @@ impl DiscoverOptions {
     }
 }
 
-/// Every candidate, in a stable order: RAPL, hwmon, wall meter, vendor command, estimate.
+/// Every candidate, in a stable order: RAPL, hwmon, NVML, wall meter, vendor command, estimate.
 pub fn discover(opts: &DiscoverOptions) -> Vec<Candidate> {
+    discover_with_wall(opts).0
+}
+
+/// As [`discover`], plus the wall meter's window handle when `--meter` connected: a run marks
+/// each measured window on the analyzer too (`Go`/`Stop` with a mark), as MLPerf Power does.
+pub fn discover_with_wall(opts: &DiscoverOptions) -> (Vec<Candidate>, Option<ptd::PtdWindows>) {
     let fs: Arc<dyn sysfs::Fs> = Arc::new(sysfs::RealFs);
     let mut all = rapl::discover(&opts.root, fs.clone());
     all.extend(hwmon::discover(&opts.root, fs));
     all.extend(nvml::discover(None));
+    let mut wall_windows = None;
     if let Some(url) = &opts.meter {
-        all.push(ptd_candidate(url));
+        let (c, w) = ptd_candidate(url);
+        all.push(c);
+        wall_windows = w;
     }
     if let Some((cmd, domain)) = &opts.power_command {
         all.push(command_candidate(cmd, domain, opts.command_timeout));
@@ -61,25 +70,22 @@ pub fn discover(opts: &DiscoverOptions) -> Vec<Candidate> {
             sensors: vec![Box::new(e)],
         });
     }
-    all
+    (all, wall_windows)
 }
 
-fn ptd_candidate(url: &str) -> Candidate {
+fn ptd_candidate(url: &str) -> (Candidate, Option<ptd::PtdWindows>) {
     let id = format!("ptd:{url}");
-    let (status, sensors): (Status, Vec<Box<dyn Sensor>>) = match ptd::parse_meter_url(url)
+    let (status, sensors, windows): (Status, Vec<Box<dyn Sensor>>, _) = match ptd::parse_meter_url(url)
         .and_then(|_| ptd::PtdSensor::connect(url, Default::default()).map_err(|e| e.to_string()))
     {
-        Ok(s) => (Status::Ok, vec![Box::new(s)]),
-        Err(reason) => (Status::Unavailable { reason }, vec![]),
+        Ok(s) => {
+            let w = s.windows();
+            (Status::Ok, vec![Box::new(s)], Some(w))
+        }
+        Err(reason) => (Status::Unavailable { reason }, vec![], None),
     };
-    Candidate {
-        kind: "ptd",
-        id,
-        domains: vec!["system".into()],
-        status,
-        detail: serde_json::json!({ "url": url }),
-        sensors,
-    }
+    let detail = serde_json::json!({ "url": url });
+    (Candidate { kind: "ptd", id, domains: vec!["system".into()], status, detail, sensors }, windows)
 }
 
 fn command_candidate(cmd: &str, domain: &str, timeout: Duration) -> Candidate {

@@ -20,6 +20,8 @@
 
 mod client;
 mod proto;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -576,7 +576,7 @@ mod tests {
         let meter = Meter::start(sensors, 1.0).unwrap();
         let begin = meter.mark();
         // package-0 runs over its max and wraps twice over the window; package-1 grows.
-        let script = [(950_000, 0), (100_000, 500_000), (990_000, 600_000), (5_000, 700_000)];
+        let script = [(950_000, 0), (100_000, 500_000), (550_000, 600_000), (5_000, 700_000)];
         for (p0, p1) in script {
             tree.set_energy_uj("intel-rapl:0", p0).unwrap();
             tree.set_energy_uj("intel-rapl:1", 10 + p1).unwrap();
@@ -589,8 +589,9 @@ mod tests {
         let end = meter.mark();
         let w = meter.window(&begin, &end);
         // package-0: 800k -> 950k (150_000) -> wrap to 100k (1_000_001 - 950_000 + 100_000 =
-        // 150_001) -> 990k (890_000) -> wrap to 5k (1_000_001 - 990_000 + 5_000 = 15_001).
-        let p0 = 150_000 + 150_001 + 890_000 + 15_001;
+        // 150_001) -> 550k (450_000) -> wrap to 5k (1_000_001 - 550_000 + 5_000 = 455_001).
+        // (No step exceeds half the range, which the meter would flag as a possibly hidden wrap.)
+        let p0 = 150_000 + 150_001 + 450_000 + 455_001;
         let p1 = 700_000;
         let cpu = w.by_domain["cpu"].0;
         assert!((cpu - (p0 + p1) as f64 * 1e-6).abs() < 1e-9, "cpu {cpu} J; {w:?}");
