@@ -175,19 +175,24 @@ fn quote(s: &str) -> String {
     }
 }
 
-/// Runs `sh -c cmd` once, waits at most `timeout`, and returns its stdout. A command still
-/// running at the deadline is killed with its process group. Non-zero exit is an error that
-/// quotes stderr (or stdout when stderr is empty).
-pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String, SensorError> {
-    let unavailable = |reason: String| SensorError::Unavailable { source_id: source_id.into(), reason };
-    let mut child = Command::new("sh")
+/// `sh -c cmd` with piped stdout and stderr, in its own process group (so a timeout can kill
+/// the whole group, grandchildren included).
+fn spawn_sh(cmd: &str) -> std::io::Result<std::process::Child> {
+    Command::new("sh")
         .args(["-c", cmd])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
+}
+
+/// Runs `sh -c cmd` once, waits at most `timeout`, and returns its stdout. A command still
+/// running at the deadline is killed with its process group. Non-zero exit is an error that
+/// quotes stderr (or stdout when stderr is empty).
+pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String, SensorError> {
+    let unavailable = |reason: String| SensorError::Unavailable { source_id: source_id.into(), reason };
+    let mut child = spawn_sh(cmd).map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
     // Pipes are drained on their own threads so a chatty command cannot fill one and stall.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -379,14 +384,7 @@ fn oneshot_loop(shared: &Shared, id: &str, cmd: &str, timeout: Duration, unit: C
 /// Starts a stream-mode command and waits (up to `timeout`) for its first value.
 fn start_stream(shared: &Arc<Shared>, id: &str, cmd: &str, opts: &CommandOptions) -> Result<Reading, SensorError> {
     let unavailable = |reason: String| SensorError::Unavailable { source_id: id.into(), reason };
-    let mut child = Command::new("sh")
-        .args(["-c", cmd])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
+    let mut child = spawn_sh(cmd).map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
     let Some(stdout) = child.stdout.take() else {
         kill_group(&mut child);
         return Err(unavailable("the command's stdout could not be captured".into()));
