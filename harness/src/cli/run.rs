@@ -211,7 +211,7 @@ pub fn main(args: RunArgs) -> CliResult {
         print!("{}", crate::report::table::render(&results));
         println!("results: {}", out_dir.display());
         if results.iter().any(|r| run::energy_label(&r.energy_sources) == "estimated") {
-            println!("energy: ESTIMATED from CPU utilisation and rated power (no energy sensor found); see the result files' energy_sources");
+            println!("energy: ESTIMATED from CPU utilisation and rated power: no measured source for the cpu (`effbench sensors` says why)");
         }
     }
     let invalid: Vec<&str> = finished
