@@ -9,8 +9,9 @@ pub struct MeterArgs {
     /// A wall power meter through SPEC PTDaemon: ptd://HOST:PORT (effbench does not ship PTDaemon).
     #[arg(long, value_name = "ptd://HOST:PORT", env = "EFFBENCH_METER")]
     pub meter: Option<String>,
-    /// A command that prints power (W, mW) or cumulative energy (J) for one domain, run once per
-    /// sample: a vendor tool for NPUs whose only telemetry is a CLI.
+    /// A command that prints power (W, mW) or cumulative energy (J) for one domain, run about
+    /// once a second in the background (the meter reads its latest value): a vendor tool for
+    /// NPUs whose only telemetry is a CLI.
     #[arg(long, value_name = "CMD", env = "EFFBENCH_POWER_COMMAND")]
     pub power_command: Option<String>,
     /// The domain --power-command measures (npu:0, gpu:0, system...).
