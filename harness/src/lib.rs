@@ -16,6 +16,7 @@ pub mod stats;
 pub mod system;
 pub mod threads;
 pub mod units;
+pub mod verdict;
 
 /// The global allocator of the `effbench` binary, recorded in results.
 pub const ALLOCATOR: &str = "mimalloc";

@@ -1,6 +1,7 @@
 //! Command-line parsing (clap derive). Parsing only: each subcommand's file turns its raw
 //! arguments into a validated plan and hands it to the library.
 
+pub mod compare;
 pub mod list;
 pub mod peak;
 pub mod run;
@@ -58,6 +59,9 @@ pub enum Command {
     List(list::ListArgs),
     /// Run workloads, measuring time, energy and data use; write one result file per workload.
     Run(run::RunArgs),
+    /// Compare a candidate result with a baseline: per resource, the reduction with a 95%
+    /// interval and met / not met / inconclusive / invalid.
+    Compare(compare::CompareArgs),
     /// List every candidate energy source, its status, and what to do about the missing ones.
     Sensors(sensors::SensorsArgs),
     /// Measure this machine's f32 matrix-multiply rate (the peak results are compared with).
@@ -70,6 +74,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::List(a) => list::main(a),
         Command::Run(a) => run::main(a),
+        Command::Compare(a) => compare::main(a),
         Command::Sensors(a) => sensors::main(a),
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),
