@@ -56,7 +56,7 @@ fn median_in_place(values: &mut [f64]) -> f64 {
 
 /// Value at quantile `q` in [0, 1] of a sorted, non-empty slice, interpolating linearly between
 /// order statistics.
-fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

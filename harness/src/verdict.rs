@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use crate::result::{Repeat, RunResult, WorkloadKind};
 use crate::sensor::Provenance;
-use crate::stats::SplitMix64;
+use crate::stats::{quantile_sorted, SplitMix64};
 
 /// Most repeats [`Verdict::Inconclusive`] will suggest.
 pub const MAX_REPEATS_NEEDED: usize = 1000;
@@ -411,17 +411,9 @@ fn reduction_interval(c: &[f64], b: &[f64], resamples: usize, seed: u64) -> [f64
         });
     }
     ts.sort_unstable_by(f64::total_cmp);
-    let (t_lo, t_hi) = (percentile(&ts, 0.025), percentile(&ts, 0.975));
+    let (t_lo, t_hi) = (quantile_sorted(&ts, 0.025), quantile_sorted(&ts, 0.975));
     // Large t* pulls the log ratio's upper bound down, hence the reduction's lower bound up.
     [1.0 - (l - t_lo * se).exp(), 1.0 - (l - t_hi * se).exp()]
-}
-
-/// Quantile `q` of a sorted non-empty slice, interpolating between order statistics (as
-/// `stats::bootstrap_interval` does).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// FNV-1a of a metric name, to give each metric its own random stream.
