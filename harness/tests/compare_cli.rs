@@ -72,3 +72,34 @@ fn efficient_meets_the_data_target_and_a_result_against_itself_does_not() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn baseline_record_writes_once_and_refuses_to_overwrite_without_force() {
+    let dir = std::env::temp_dir().join(format!("effbench-baselines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let record = |extra: &[&str]| {
+        let mut args = vec!["baseline", "record", "--workload", "digits-mlp-train", "--system", "test-box", "--dir", d];
+        args.extend_from_slice(&["--idle-secs", "0.1"]);
+        args.extend_from_slice(extra);
+        effbench(&args)
+    };
+    let o = record(&["--repeat", "3"]);
+    assert_eq!(o.status.code(), Some(2), "fewer than 5 repeats is refused");
+    let o = record(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = dir.join("test-box/digits-mlp-train.json");
+    let first = effbench::result::RunResult::load(&path).unwrap();
+    assert_eq!(first.repeats.len(), 5);
+    assert!(first.command.iter().any(|a| a == "record"), "the file states the command that made it");
+    let o = record(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(effbench::result::RunResult::load(&path).unwrap().created_at, first.created_at, "untouched");
+    let o = record(&["--force"]);
+    assert!(o.status.success());
+    assert_ne!(effbench::result::RunResult::load(&path).unwrap().created_at, first.created_at);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("test-box")).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no staging folder left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}

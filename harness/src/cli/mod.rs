@@ -1,6 +1,7 @@
 //! Command-line parsing (clap derive). Parsing only: each subcommand's file turns its raw
 //! arguments into a validated plan and hands it to the library.
 
+pub mod baseline;
 pub mod compare;
 pub mod list;
 pub mod peak;
@@ -59,6 +60,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Run workloads, measuring time, energy and data use; write one result file per workload.
     Run(run::RunArgs),
+    /// Record baselines: results of at least 5 repeats stored under baselines/<system>/.
+    Baseline(baseline::BaselineArgs),
     /// Compare a candidate result with a baseline: per resource, the reduction with a 95%
     /// interval and met / not met / inconclusive / invalid.
     Compare(compare::CompareArgs),
@@ -74,6 +77,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::List(a) => list::main(a),
         Command::Run(a) => run::main(a),
+        Command::Baseline(a) => baseline::main(a),
         Command::Compare(a) => compare::main(a),
         Command::Sensors(a) => sensors::main(a),
         Command::Peak(a) => peak::main(a),
