@@ -31,6 +31,8 @@ enum Scorer {
 
 pub struct InferSession {
     net: Box<dyn Net>,
+    inputs: QueryInputs,
+    batch: usize,
     batches: Vec<Tensor>,
     scorer: Scorer,
     queries: usize,
@@ -60,14 +62,14 @@ impl InferSession {
             )
         })?;
         net.params().load(&tensors)?;
-        let (inputs, dim, scorer): (QueryInputs, usize, Scorer) = match spec.arch {
+        let (inputs, dim, scorer): (QueryValues, usize, Scorer) = match spec.arch {
             Arch::DigitsMlp => {
                 return Err(ModelError::Unsupported("digits-mlp has no inference workload".into()));
             }
             Arch::FmnistMlp | Arch::FmnistCnn => {
                 let test = crate::data::idx::read_split(&data.shipped.join("fashion-mnist-subset"), "t10k")?.head(n);
                 let dim = test.dim;
-                (QueryInputs::F32(test.x), dim, Scorer::Accuracy { labels: test.y, classes: test.classes })
+                (QueryValues::F32(test.x), dim, Scorer::Accuracy { labels: test.y, classes: test.classes })
             }
             Arch::CharLm => {
                 let text = crate::data::text::CharText::read(&data.shipped.join("austen/pride-and-prejudice.txt.gz"))?;
@@ -79,40 +81,59 @@ impl InferSession {
                     x.extend_from_slice(&held[q * c..(q + 1) * c]);
                     targets.push(held[(q + 1) * c]);
                 }
-                (QueryInputs::U32(x), c, Scorer::NextCharLoss { targets })
+                (QueryValues::U32(x), c, Scorer::NextCharLoss { targets })
             }
             Arch::MachineAe => {
                 let hum = crate::data::hum::generate();
                 let dim = crate::data::hum::DIM;
                 let inputs = hum.test[..n * dim].to_vec();
                 (
-                    QueryInputs::F32(inputs.clone()),
+                    QueryValues::F32(inputs.clone()),
                     dim,
                     Scorer::Auc { anomalous: hum.test_anomalous[..n].to_vec(), inputs, dim },
                 )
             }
         };
-        let batches = inputs.batches(dim, spec.batch.max(1), dev)?;
-        Ok(InferSession { net, batches, scorer, queries: n, input_bytes_per_query: 4 * dim as u64 })
+        let batch = spec.batch.max(1);
+        let inputs = QueryInputs { dim, values: inputs };
+        let batches = inputs.batches(batch, dev)?;
+        Ok(InferSession { net, inputs, batch, batches, scorer, queries: n, input_bytes_per_query: 4 * dim as u64 })
     }
 
     /// One pass over every query; the answers are copied back to the host and scored.
     pub fn pass(&self) -> Result<PassOutcome> {
+        let (outputs, out_per_query) = self.outputs()?;
+        Ok(PassOutcome {
+            queries: self.queries as u64,
+            quality: self.score(&outputs, out_per_query),
+            bytes_per_query: self.input_bytes_per_query + 4 * out_per_query as u64,
+        })
+    }
+
+    /// This session's answers to every query, row-major, and the number of values per query.
+    /// A language model's answer is its prediction after the last character of each context.
+    /// These are the reference outputs another backend's answers are checked against.
+    pub fn outputs(&self) -> Result<(Vec<f32>, usize)> {
         let mut outputs: Vec<f32> = Vec::new();
         let mut out_per_query = 0;
         for b in &self.batches {
             let mut y = self.net.forward(b)?;
             if y.rank() == 3 {
-                // language model: the prediction after the last character of each context
                 let t = y.dim(1)?;
                 y = y.narrow(1, t - 1, 1)?.squeeze(1)?;
             }
             out_per_query = y.dim(D::Minus1)?;
             outputs.extend(y.flatten_all()?.to_vec1::<f32>()?);
         }
-        let quality = match &self.scorer {
-            Scorer::Accuracy { labels, classes } => metrics::accuracy(&outputs, *classes, labels),
-            Scorer::NextCharLoss { targets } => mean_nll(&outputs, out_per_query, targets),
+        Ok((outputs, out_per_query))
+    }
+
+    /// The workload's quality of a full set of answers (`out_per_query` values per query, in
+    /// query order), whoever computed them.
+    pub fn score(&self, outputs: &[f32], out_per_query: usize) -> f64 {
+        match &self.scorer {
+            Scorer::Accuracy { labels, classes } => metrics::accuracy(outputs, *classes, labels),
+            Scorer::NextCharLoss { targets } => mean_nll(outputs, out_per_query, targets),
             Scorer::Auc { anomalous, inputs, dim } => {
                 let scores: Vec<f32> = outputs
                     .chunks_exact(*dim)
@@ -121,12 +142,21 @@ impl InferSession {
                     .collect();
                 metrics::roc_auc(&scores, anomalous)
             }
-        };
-        Ok(PassOutcome {
-            queries: self.queries as u64,
-            quality,
-            bytes_per_query: self.input_bytes_per_query + 4 * out_per_query as u64,
-        })
+        }
+    }
+
+    /// The fixed query inputs, on the host, in query order.
+    pub fn inputs(&self) -> &QueryInputs {
+        &self.inputs
+    }
+
+    /// Queries per batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn queries(&self) -> usize {
+        self.queries
     }
 
     pub fn net(&self) -> &dyn Net {
@@ -134,24 +164,37 @@ impl InferSession {
     }
 }
 
-enum QueryInputs {
+/// The query inputs of an inference workload: `rows` x `dim`, row-major.
+#[derive(Clone, Debug)]
+pub struct QueryInputs {
+    pub dim: usize,
+    pub values: QueryValues,
+}
+
+/// Pixels and features are f32; a language model's contexts are character ids.
+#[derive(Clone, Debug)]
+pub enum QueryValues {
     F32(Vec<f32>),
     U32(Vec<u32>),
 }
 
 impl QueryInputs {
-    fn batches(&self, dim: usize, batch: usize, dev: &Device) -> Result<Vec<Tensor>> {
-        let rows = match self {
-            QueryInputs::F32(v) => v.len() / dim,
-            QueryInputs::U32(v) => v.len() / dim,
-        };
+    pub fn rows(&self) -> usize {
+        match &self.values {
+            QueryValues::F32(v) => v.len() / self.dim,
+            QueryValues::U32(v) => v.len() / self.dim,
+        }
+    }
+
+    fn batches(&self, batch: usize, dev: &Device) -> Result<Vec<Tensor>> {
+        let (rows, dim) = (self.rows(), self.dim);
         let mut out = Vec::new();
         for start in (0..rows).step_by(batch) {
             let n = batch.min(rows - start);
             let r = start * dim..(start + n) * dim;
-            out.push(match self {
-                QueryInputs::F32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
-                QueryInputs::U32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
+            out.push(match &self.values {
+                QueryValues::F32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
+                QueryValues::U32(v) => Tensor::from_slice(&v[r], (n, dim), dev)?,
             });
         }
         Ok(out)
