@@ -20,6 +20,7 @@ pub mod infer;
 pub mod layers;
 pub mod metrics;
 pub mod mlp;
+pub mod onnx;
 pub mod recipe;
 pub mod rng;
 pub mod task;
