@@ -150,6 +150,10 @@ pub struct Repeat {
     /// CPU time the meter's sampling thread spent inside this window: its overhead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter_busy_s: Option<Seconds>,
+    /// Per source that reports one (NVML): device state at the window's edges (power limit,
+    /// temperature, SM clock, utilisation) and what its counters (PCIe bytes) moved inside it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device_state: BTreeMap<String, crate::sensor::EdgeStates>,
     /// `--meter ptd://`: the analyzer's own report for this window (`mark`, `energy_j` from
     /// its samples, `samples`, `duration_s`, `uncertainty_pct`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -337,6 +337,7 @@ fn base_repeat(
         fraction_of_peak: peak.map(|p| achieved / p),
         meter_warnings: window.warnings.clone(),
         meter_busy_s: Some(window.sampler_busy),
+        device_state: window.device_state.clone(),
         wall_meter: None,
         samples_to_target: None,
         bytes_to_target: None,

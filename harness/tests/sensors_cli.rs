@@ -71,3 +71,36 @@ fn a_power_command_for_the_wall_is_the_run_total_labelled_vendor_reported() {
     assert_eq!(sources, vec![("command".to_string(), "system".to_string())]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("vendor-reported"));
 }
+
+#[test]
+fn power_command_unit_and_stream_mode_reach_the_sensor() {
+    let root = tmp("cmd-modes");
+    let sensors = |extra: &[&str]| {
+        let o = effbench(&root).args(["sensors", "--json"]).args(extra).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array().unwrap().iter().find(|c| c["kind"] == "command").cloned().unwrap_or_else(|| panic!("{v:#}"))
+    };
+    // A bare number read as cumulative millijoules, run every 0.5 s.
+    let c = sensors(&["--power-command", "echo 1234", "--power-command-unit", "mJ", "--power-command-interval", "0.5"]);
+    assert_eq!(c["status"], "ok", "{c:#}");
+    assert_eq!(c["detail"]["unit"], "mJ");
+    assert_eq!(c["detail"]["mode"], "one-shot every 0.5 s");
+    // A streaming tool that prints one line a tenth of a second.
+    let c = sensors(&[
+        "--power-command",
+        "while true; do echo 7.5; sleep 0.1; done",
+        "--power-command-mode",
+        "stream",
+        "--power-command-domain",
+        "gpu:0",
+    ]);
+    assert_eq!(c["status"], "ok", "{c:#}");
+    assert_eq!(c["detail"]["mode"], "stream");
+    assert_eq!(c["domains"][0], "gpu:0");
+    // A unit that does not exist is bad input, exit 2.
+    let o =
+        effbench(&root).args(["sensors", "--power-command", "echo 1", "--power-command-unit", "kW"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("auto, W, mW, J, mJ, uJ"));
+}

@@ -1,6 +1,9 @@
+use std::time::Duration;
+
 use clap::Args;
 
 use super::{CliResult, Exit};
+use crate::sensor::command::{CommandMode, CommandOptions, CommandUnit};
 use crate::sensor::discover::{discover, unmeasured_domains, DiscoverOptions};
 use crate::sensor::{Candidate, Status};
 
@@ -17,17 +20,37 @@ pub struct MeterArgs {
     /// The domain --power-command measures (npu:0, gpu:0, system...).
     #[arg(long, value_name = "DOMAIN", default_value = "npu:0")]
     pub power_command_domain: String,
-    /// Seconds a --power-command may take before it is killed.
+    /// Seconds a --power-command may take before it is killed (stream mode: the longest
+    /// silence between two lines).
     #[arg(long, value_name = "S", default_value_t = 5.0)]
     pub power_command_timeout: f64,
+    /// The unit of a bare number the command prints: auto (W, unless the output says J or mW),
+    /// W, mW, J, mJ, uJ. J, mJ and uJ mean cumulative energy.
+    #[arg(long, value_name = "UNIT", default_value = "auto")]
+    pub power_command_unit: CommandUnit,
+    /// oneshot: run the command every --power-command-interval seconds, one value per run;
+    /// stream: start it once, it prints one value per line until effbench stops it.
+    #[arg(long, value_name = "MODE", default_value = "oneshot", value_parser = ["oneshot", "stream"])]
+    pub power_command_mode: String,
+    /// One-shot mode: seconds between two runs of the command.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    pub power_command_interval: f64,
 }
 
 impl MeterArgs {
     pub fn options(&self, domains: &[&str]) -> DiscoverOptions {
         let mut o = DiscoverOptions::for_domains(domains);
         o.meter = self.meter.clone();
-        o.power_command = self.power_command.clone().map(|c| (c, self.power_command_domain.clone()));
-        o.command_timeout = std::time::Duration::from_secs_f64(self.power_command_timeout.max(0.1));
+        o.power_command = self.power_command.clone().map(|c| {
+            let secs = |s: f64| Duration::from_secs_f64(if s.is_finite() { s.max(0.1) } else { 0.1 });
+            let mut opts = CommandOptions::new(&self.power_command_domain, secs(self.power_command_timeout));
+            opts.unit = self.power_command_unit;
+            opts.mode = match self.power_command_mode.as_str() {
+                "stream" => CommandMode::Stream,
+                _ => CommandMode::OneShot { interval: secs(self.power_command_interval) },
+            };
+            (c, opts)
+        });
         o
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sampler::{sampler_loop, Acc, Channel, Problem, Shared, State};
 
 use crate::sensor::counter::CounterAnomaly;
-use crate::sensor::{Sensor, SensorError, SourceInfo};
+use crate::sensor::{DeviceState, EdgeStates, Sensor, SensorError, SourceInfo};
 use crate::units::{Joules, Seconds};
 
 /// Default sampling rate in Hz.
@@ -56,6 +56,8 @@ pub struct Mark {
     energy: BTreeMap<String, Joules>,
     problems: Vec<u64>,
     busy: Duration,
+    /// Each source's device state at this edge (sources that report one).
+    states: BTreeMap<String, DeviceState>,
 }
 
 impl Mark {
@@ -86,6 +88,9 @@ pub struct Window {
     pub warnings: Vec<String>,
     /// Time the sampler thread spent sampling inside the window (its overhead).
     pub sampler_busy: Seconds,
+    /// Per source that reports one: its device state at both edges and what its counters
+    /// moved in between.
+    pub device_state: BTreeMap<String, EdgeStates>,
 }
 
 impl Window {
@@ -243,6 +248,24 @@ impl Meter {
         if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
             warnings.push("the meter's sampling thread died (a sensor panicked?)".into());
         }
+        let mut device_state = BTreeMap::new();
+        for (id, e) in &end.states {
+            let Some(b) = begin.states.get(id) else { continue };
+            let mut counter_deltas = BTreeMap::new();
+            for (name, &after) in &e.counters {
+                let Some(&before) = b.counters.get(name) else { continue };
+                match after.checked_sub(before) {
+                    Some(d) => {
+                        counter_deltas.insert(name.clone(), d);
+                    }
+                    None => warnings.push(format!(
+                        "{id}: counter {name} went back from {before} to {after} in this window \
+                         (device reset?); its difference is not reported"
+                    )),
+                }
+            }
+            device_state.insert(id.clone(), EdgeStates { begin: b.clone(), end: e.clone(), counter_deltas });
+        }
         let by_domain: BTreeMap<String, Joules> = end
             .energy
             .iter()
@@ -255,6 +278,7 @@ impl Meter {
             samples,
             warnings,
             sampler_busy: Seconds(end.busy.saturating_sub(begin.busy).as_secs_f64()),
+            device_state,
         }
     }
 

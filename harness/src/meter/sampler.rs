@@ -146,6 +146,7 @@ impl State {
             energy: self.domains.iter().zip(&self.cumulative).map(|(d, &j)| (d.clone(), Joules(j))).collect(),
             problems: self.channels.iter().map(|c| c.problems).collect(),
             busy: self.busy,
+            states: self.channels.iter_mut().filter_map(|c| Some((c.id.clone(), c.sensor.edge_state()?))).collect(),
         }
     }
 

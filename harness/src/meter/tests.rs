@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::sensor::fake::{FakeCounter, FakePower, ScriptedSensor, Step};
-use crate::sensor::Reading;
+use crate::sensor::{DeviceState, Reading};
 use crate::units::Watts;
 
 fn boxed<S: Sensor + 'static>(s: S) -> Box<dyn Sensor> {
@@ -197,4 +197,53 @@ fn a_sampling_gap_that_could_hide_a_wrap_is_a_warning() {
     let w = meter.window(&m1, &m3);
     assert!((w.total.0 - 0.6).abs() < 1e-9, "{w:?}");
     assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+}
+
+/// A power sensor whose device state at each window edge is scripted: gauges and counters.
+struct WithEdgeState {
+    states: std::collections::VecDeque<DeviceState>,
+}
+
+impl Sensor for WithEdgeState {
+    fn info(&self) -> SourceInfo {
+        FakePower::new("gpu:0", Watts(100.0)).info()
+    }
+    fn read(&mut self) -> Result<Reading, SensorError> {
+        Ok(Reading::Power(Watts(100.0)))
+    }
+    fn edge_state(&mut self) -> Option<DeviceState> {
+        self.states.pop_front()
+    }
+}
+
+fn state(temp: f64, tx: u64) -> DeviceState {
+    let mut s = DeviceState::default();
+    s.gauges.insert("temperature_c".into(), temp);
+    s.counters.insert("pcie_tx_bytes".into(), tx);
+    s
+}
+
+#[test]
+fn device_state_is_taken_at_both_edges_with_counter_deltas() {
+    let states = [state(40.0, 1_000), state(55.0, 4_096_000), state(50.0, 10)].into();
+    // 1 Hz: only the marks below ask for the state (the sampling loop never does).
+    let meter = Meter::start(vec![boxed(WithEdgeState { states })], 1.0).unwrap();
+    let (m1, m2, m3) = (meter.mark(), meter.mark(), meter.mark());
+    let w = meter.window(&m1, &m2);
+    let s = &w.device_state["fake:gpu:0"];
+    assert_eq!(s.begin.gauges["temperature_c"], 40.0);
+    assert_eq!(s.end.gauges["temperature_c"], 55.0);
+    assert_eq!(s.counter_deltas["pcie_tx_bytes"], 4_095_000);
+    assert!(!w.warnings.iter().any(|x| x.contains("went back")), "{:?}", w.warnings);
+    // A counter that went back (device reset) is reported, not turned into a huge delta.
+    let w = meter.window(&m2, &m3);
+    assert!(w.device_state["fake:gpu:0"].counter_deltas.is_empty(), "{w:?}");
+    assert!(w.warnings.iter().any(|x| x.contains("pcie_tx_bytes went back")), "{:?}", w.warnings);
+}
+
+#[test]
+fn sources_without_device_state_record_none() {
+    let meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(5.0)))], 1.0).unwrap();
+    let (a, b) = (meter.mark(), meter.mark());
+    assert!(meter.window(&a, &b).device_state.is_empty());
 }

@@ -22,6 +22,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         fraction_of_peak: None,
         meter_warnings: vec![],
         meter_busy_s: None,
+        device_state: Default::default(),
         wall_meter: None,
         samples_to_target: Some(48_000),
         bytes_to_target: Some(Bytes(48_000 * 64)),

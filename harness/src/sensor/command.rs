@@ -71,6 +71,14 @@ impl FromStr for CommandUnit {
 }
 
 impl CommandUnit {
+    /// The name `--power-command-unit` takes.
+    pub fn label(self) -> &'static str {
+        match self {
+            CommandUnit::Auto => "auto",
+            u => u.suffix(),
+        }
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             CommandUnit::Auto | CommandUnit::Watts => "W",

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{command, estimate, hwmon, nvml, ptd, rapl, sysfs, Candidate, Sensor, Status};
 
@@ -16,9 +15,8 @@ pub struct DiscoverOptions {
     pub root: PathBuf,
     /// `--meter ptd://HOST:PORT`.
     pub meter: Option<String>,
-    /// `--power-command "CMD"` and the domain it measures.
-    pub power_command: Option<(String, String)>,
-    pub command_timeout: Duration,
+    /// `--power-command "CMD"` and how to run it (domain, unit, mode, timeout).
+    pub power_command: Option<(String, command::CommandOptions)>,
     /// The domains the backend's work draws on (`cpu` for the CPU backend).
     pub backend_domains: Vec<String>,
 }
@@ -29,7 +27,6 @@ impl DiscoverOptions {
             root: sysfs::sysfs_root(),
             meter: None,
             power_command: None,
-            command_timeout: Duration::from_secs(5),
             backend_domains: domains.iter().map(|d| d.to_string()).collect(),
         }
     }
@@ -53,8 +50,8 @@ pub fn discover_with_wall(opts: &DiscoverOptions) -> (Vec<Candidate>, Option<ptd
         all.push(c);
         wall_windows = w;
     }
-    if let Some((cmd, domain)) = &opts.power_command {
-        all.push(command_candidate(cmd, domain, opts.command_timeout));
+    if let Some((cmd, command_opts)) = &opts.power_command {
+        all.push(command_candidate(cmd, command_opts));
     }
     let measured = |d: &str| all.iter().any(|c| c.status == Status::Ok && c.domains.iter().any(|x| x == d));
     let wall = measured("system");
@@ -88,19 +85,30 @@ fn ptd_candidate(url: &str) -> (Candidate, Option<ptd::PtdWindows>) {
     (Candidate { kind: "ptd", id, domains: vec!["system".into()], status, detail, sensors }, windows)
 }
 
-fn command_candidate(cmd: &str, domain: &str, timeout: Duration) -> Candidate {
-    let id = format!("command:{domain}");
-    // `new` runs the command once, so a command that fails shows up here, not mid-run.
-    let (status, sensors): (Status, Vec<Box<dyn Sensor>>) = match command::CommandSensor::new(cmd, domain, timeout) {
-        Ok(s) => (Status::Ok, vec![Box::new(s)]),
-        Err(e) => (Status::Unavailable { reason: e.to_string() }, vec![]),
+fn command_candidate(cmd: &str, opts: &command::CommandOptions) -> Candidate {
+    let id = opts.id.clone().unwrap_or_else(|| format!("command:{}", opts.domain));
+    // Creating the sensor runs the command once (one-shot) or waits for its first line
+    // (stream), so a command that fails shows up here, not mid-run.
+    let (status, sensors): (Status, Vec<Box<dyn Sensor>>) =
+        match command::CommandSensor::with_options(cmd, opts.clone()) {
+            Ok(s) => (Status::Ok, vec![Box::new(s)]),
+            Err(e) => (Status::Unavailable { reason: e.to_string() }, vec![]),
+        };
+    let mode = match opts.mode {
+        command::CommandMode::OneShot { interval } => format!("one-shot every {} s", interval.as_secs_f64()),
+        command::CommandMode::Stream => "stream".into(),
     };
     Candidate {
         kind: "command",
         id,
-        domains: vec![domain.to_string()],
+        domains: vec![opts.domain.clone()],
         status,
-        detail: serde_json::json!({ "command": cmd, "timeout_s": timeout.as_secs_f64() }),
+        detail: serde_json::json!({
+            "command": cmd,
+            "timeout_s": opts.timeout.as_secs_f64(),
+            "unit": opts.unit.label(),
+            "mode": mode,
+        }),
         sensors,
     }
 }

@@ -16,6 +16,7 @@ pub mod ptd;
 pub mod rapl;
 pub mod sysfs;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -152,9 +153,38 @@ impl SensorError {
 /// - **Thread safety**: `Send` only. The meter owns every sensor behind one lock, so `read` is
 ///   never called concurrently and needs no internal synchronisation.
 /// - **Info**: `info` is called once when the meter starts; `sample_hz` is left at 0.
+/// - **Edge state**: `edge_state` is called only at window edges ([`crate::meter::Meter::mark`]),
+///   never by the sampling loop, so it may cost a few FFI calls; it must not block.
 pub trait Sensor: Send {
     fn info(&self) -> SourceInfo;
     fn read(&mut self) -> Result<Reading, SensorError>;
+    /// The device's state worth recording beside a window's energy (power limit, temperature,
+    /// clocks, utilisation, cumulative byte counters). `None` (the default) for sources that
+    /// have none.
+    fn edge_state(&mut self) -> Option<DeviceState> {
+        None
+    }
+}
+
+/// A device's state at one instant: gauges (a value now: watts, degrees, MHz, percent) and
+/// monotonic counters (bytes since some origin), whose difference over a window the meter
+/// reports. A quantity the device does not report is simply absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gauges: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A source's device state at a window's two edges.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeStates {
+    pub begin: DeviceState,
+    pub end: DeviceState,
+    /// `end - begin` for every counter present at both edges that did not go back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_deltas: BTreeMap<String, u64>,
 }
 
 /// What discovery found for one candidate source. `effbench sensors` prints every candidate

@@ -11,9 +11,12 @@ use std::ffi::OsStr;
 use std::sync::{Arc, OnceLock};
 
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+use nvml_wrapper::enums::device::SampleValue;
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::sys_exports::field_id::{NVML_FI_DEV_PCIE_COUNT_RX_BYTES, NVML_FI_DEV_PCIE_COUNT_TX_BYTES};
 use nvml_wrapper::Nvml;
 
-use super::{Candidate, Provenance, Reading, Sensor, SensorError, SourceInfo, Status};
+use super::{Candidate, DeviceState, Provenance, Reading, Sensor, SensorError, SourceInfo, Status};
 use crate::units::Watts;
 
 /// NVML loaded once per process (re-initialising reloads every symbol).
@@ -59,16 +62,10 @@ impl Sensor for NvmlSensor {
             Ok(Reading::Power(Watts(d.power_usage().map_err(fail)? as f64 / 1000.0)))
         }
     }
-}
 
-/// State of one GPU that a result records at a window edge: the power limit, temperature,
-/// SM clock and utilisation (each `None` where the GPU does not report it).
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct GpuState {
-    pub power_limit_w: Option<f64>,
-    pub temperature_c: Option<u32>,
-    pub sm_clock_mhz: Option<u32>,
-    pub utilisation_pct: Option<u32>,
+    fn edge_state(&mut self) -> Option<DeviceState> {
+        self.nvml.device_by_index(self.index).ok().map(|d| state_of(&d))
+    }
 }
 
 /// Every NVIDIA GPU NVML reports, as candidates; one `Unavailable` candidate when NVML cannot
@@ -153,12 +150,43 @@ fn gpu(nvml: Arc<Nvml>, index: u32) -> Candidate {
     }
 }
 
-fn state_of(d: &nvml_wrapper::Device) -> GpuState {
-    GpuState {
-        power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
-        temperature_c: d.temperature(TemperatureSensor::Gpu).ok(),
-        sm_clock_mhz: d.clock_info(Clock::SM).ok(),
-        utilisation_pct: d.utilization_rates().ok().map(|u| u.gpu),
+/// What a result records of one GPU at each window edge; a value the GPU does not report is
+/// left out. Gauges: enforced power limit (W), temperature (°C), SM clock (MHz), utilisation
+/// of the GPU and of its memory over NVML's last sample period (%), memory in use (bytes).
+/// Counters: PCIe bytes sent and received since the driver loaded (NVML field values 197/198,
+/// driver R555 and newer; `pcie_throughput` is a 20 ms rate that blocks, so it is not used).
+fn state_of(d: &nvml_wrapper::Device) -> DeviceState {
+    let mut s = DeviceState::default();
+    let mut gauge = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            s.gauges.insert(name.to_string(), v);
+        }
+    };
+    gauge("power_limit_w", d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0));
+    gauge("temperature_c", d.temperature(TemperatureSensor::Gpu).ok().map(f64::from));
+    gauge("sm_clock_mhz", d.clock_info(Clock::SM).ok().map(f64::from));
+    let util = d.utilization_rates().ok();
+    gauge("utilisation_gpu_pct", util.as_ref().map(|u| f64::from(u.gpu)));
+    gauge("utilisation_memory_pct", util.as_ref().map(|u| f64::from(u.memory)));
+    gauge("memory_used_bytes", d.memory_info().ok().map(|m| m.used as f64));
+    let fields = [FieldId(NVML_FI_DEV_PCIE_COUNT_TX_BYTES), FieldId(NVML_FI_DEV_PCIE_COUNT_RX_BYTES)];
+    if let Ok(values) = d.field_values_for(&fields) {
+        for (name, v) in ["pcie_tx_bytes", "pcie_rx_bytes"].into_iter().zip(values) {
+            if let Some(n) = v.ok().and_then(|v| v.value.ok()).and_then(counter_value) {
+                s.counters.insert(name.to_string(), n);
+            }
+        }
+    }
+    s
+}
+
+/// A field value as a counter: unsigned, or a non-negative signed value.
+fn counter_value(v: SampleValue) -> Option<u64> {
+    match v {
+        SampleValue::U64(n) => Some(n),
+        SampleValue::U32(n) => Some(n.into()),
+        SampleValue::I64(n) => u64::try_from(n).ok(),
+        SampleValue::F64(_) => None,
     }
 }
 

@@ -30,6 +30,7 @@ fn repeat(seed: u64, x: f64) -> Repeat {
         fraction_of_peak: None,
         meter_warnings: vec![],
         meter_busy_s: None,
+        device_state: Default::default(),
         wall_meter: None,
         samples_to_target: Some((x * 100.0).round() as u64),
         bytes_to_target: Some(Bytes((x * 6400.0).round() as u64)),
