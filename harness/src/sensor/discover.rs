@@ -42,8 +42,10 @@ pub fn discover(opts: &DiscoverOptions) -> Vec<Candidate> {
 pub fn discover_with_wall(opts: &DiscoverOptions) -> (Vec<Candidate>, Option<ptd::PtdWindows>) {
     let fs: Arc<dyn sysfs::Fs> = Arc::new(sysfs::RealFs);
     let mut all = rapl::discover(&opts.root, fs.clone());
-    all.extend(hwmon::discover(&opts.root, fs));
-    all.extend(nvml::discover(None));
+    let nvml = nvml::discover(None);
+    let nvml_gpus = nvml.iter().filter(|c| c.domains.iter().any(|d| d.starts_with("gpu:"))).count() as u32;
+    all.extend(hwmon::discover(&opts.root, fs, nvml_gpus));
+    all.extend(nvml);
     let mut wall_windows = None;
     if let Some(url) = &opts.meter {
         let (c, w) = ptd_candidate(url);

@@ -17,7 +17,9 @@
 //!
 //! Domains (the meter sums sources that share one):
 //! - `gpu:N` for GPU drivers (`amdgpu`, `i915`, `xe`; i915/xe register hwmon only for discrete
-//!   cards), N counting those chips in discovery order;
+//!   cards), N counting those chips in discovery order after the GPUs NVML numbers (NVIDIA's
+//!   driver registers no hwmon chip, so on a machine with both the NVIDIA GPUs are `gpu:0..`,
+//!   as CUDA counts them, and hwmon's GPUs follow: no two GPUs ever share a domain);
 //! - `npu:N` for AI accelerators whose driver exposes hwmon power: `qaic` (Qualcomm Cloud AI
 //!   100, downstream driver), `habanalabs` (Gaudi), Tenstorrent (`wormhole`, `grayskull`,
 //!   `blackhole`; the tt-kmd names are an assumption, not checked on hardware);
@@ -149,9 +151,10 @@ fn unavailable(id: String, domains: Vec<String>, reason: String, detail: serde_j
     Candidate { kind: "hwmon", id, domains, status: Status::Unavailable { reason }, detail, sensors: Vec::new() }
 }
 
-/// Finds every hwmon chip under `root/class/hwmon` (see the module docs for the policy).
-/// A missing class directory gives one `hwmon` candidate with [`Status::Unavailable`].
-pub fn discover(root: &Path, fs: Arc<dyn Fs>) -> Vec<Candidate> {
+/// Finds every hwmon chip under `root/class/hwmon` (see the module docs for the policy); GPU
+/// domains start at `gpu:{first_gpu}`. A missing class directory gives one `hwmon` candidate
+/// with [`Status::Unavailable`].
+pub fn discover(root: &Path, fs: Arc<dyn Fs>, first_gpu: u32) -> Vec<Candidate> {
     let class = root.join("class/hwmon");
     let entries = match fs.read_dir(&class) {
         Ok(e) => e,
@@ -192,7 +195,7 @@ pub fn discover(root: &Path, fs: Arc<dyn Fs>) -> Vec<Candidate> {
         (a.bus.is_none(), &a.bus, &a.name, &a.entry).cmp(&(b.bus.is_none(), &b.bus, &b.name, &b.entry))
     });
 
-    let (mut gpus, mut npus) = (0, 0);
+    let (mut gpus, mut npus) = (first_gpu, 0);
     for chip in &chips {
         let base = format!("hwmon:{}@{}", chip.name, chip.bus.as_deref().unwrap_or(&chip.entry));
         let mut id = base.clone();
@@ -354,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = FakeTree::new(dir.path());
         machine(&t);
-        let c = discover(dir.path(), real());
+        let c = discover(dir.path(), real(), 0);
         assert_eq!(
             ids(&c),
             vec![
@@ -374,6 +377,12 @@ mod tests {
         assert!(matches!(&c[3].status, Status::Unavailable { reason } if reason.contains("not summed")));
         assert!(c[3].sensors.is_empty());
         assert!(matches!(&c[5].status, Status::Unavailable { reason } if reason.contains("coretemp")));
+        // Beside two NVIDIA GPUs (NVML's gpu:0 and gpu:1) hwmon's GPUs follow them, and the
+        // sensors carry the same domain as their candidates.
+        let c = discover(dir.path(), real(), 2);
+        let domains: Vec<String> = c.iter().map(|c| c.domains.join(",")).collect();
+        assert_eq!(domains, vec!["gpu:2", "gpu:3", "gpu:4", "", "npu:0", ""]);
+        assert_eq!(c[0].sensors[0].info().domain, "gpu:2");
     }
 
     #[test]
@@ -381,7 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = FakeTree::new(dir.path());
         machine(&t);
-        let mut c = discover(dir.path(), real());
+        let mut c = discover(dir.path(), real(), 0);
         let mut i915 = c.remove(2);
         assert_eq!(i915.detail["metered"], json!(["energy1_input"]));
         assert_eq!(i915.detail["not_summed"], json!(["power1_input"]));
@@ -405,7 +414,7 @@ mod tests {
             t.write(h.join(format!("energy{n}_input")), &format!("{}\n", n * 1000)).unwrap();
             t.write(h.join(format!("energy{n}_label")), &format!("{label}\n")).unwrap();
         }
-        let c = discover(dir.path(), real());
+        let c = discover(dir.path(), real(), 0);
         assert_eq!(c[0].detail["metered"], json!(["energy3_input", "energy4_input"]));
         let sensor_ids: Vec<String> = c[0].sensors.iter().map(|s| s.info().id).collect();
         assert_eq!(sensor_ids, vec!["hwmon:zenergy@hwmon0/energy3_input", "hwmon:zenergy@hwmon0/energy4_input"]);
@@ -421,13 +430,13 @@ mod tests {
         let file = h.join("energy1_input");
         let fs = Arc::new(FaultFs::real());
         fs.set(&file, Fault::PermissionDenied);
-        let c = discover(dir.path(), fs.clone());
+        let c = discover(dir.path(), fs.clone(), 0);
         let Status::PermissionDenied { fix } = &c[0].status else { panic!("{:?}", c[0].status) };
         assert!(fix.contains(&file.display().to_string()) && fix.contains("chmod o+r"), "{fix}");
         assert!(c[0].sensors.is_empty());
 
         fs.clear(&file);
-        let mut s = discover(dir.path(), fs.clone()).remove(0).sensors.remove(0);
+        let mut s = discover(dir.path(), fs.clone(), 0).remove(0).sensors.remove(0);
         fs.set(&file, Fault::Errno(61)); // ENODATA: present, no valid value now
         assert!(matches!(s.read(), Err(SensorError::Transient { .. })));
         fs.set(&file, Fault::Content("n/a\n".into()));
@@ -442,7 +451,7 @@ mod tests {
     #[test]
     fn missing_hwmon_class_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
-        let c = discover(dir.path(), real());
+        let c = discover(dir.path(), real(), 0);
         assert_eq!(ids(&c), vec!["hwmon"]);
         assert!(matches!(&c[0].status, Status::Unavailable { reason } if reason.contains("class/hwmon")));
     }
@@ -455,7 +464,7 @@ mod tests {
         let t = FakeTree::new(dir.path());
         let i915 = t.hwmon(0, "i915", Some("0000:04:00.0")).unwrap();
         t.write(i915.join("energy1_input"), "1000000\n").unwrap();
-        let sensors: Vec<Box<dyn Sensor>> = discover(dir.path(), real()).into_iter().flat_map(|c| c.sensors).collect();
+        let sensors: Vec<Box<dyn Sensor>> = discover(dir.path(), real(), 0).into_iter().flat_map(|c| c.sensors).collect();
         let meter = Meter::start(sensors, 1.0).unwrap();
         let begin = meter.mark();
         for uj in [1_500_000u64, 4_000_000, 4_000_000, 6_250_000] {
@@ -487,12 +496,12 @@ mod tests {
         t.write(h.join("power1_average"), "1000000\n").unwrap();
         t.write(h.join("power1_average_interval"), "1000\n").unwrap();
         t.write(h.join("update_interval"), "100\n").unwrap();
-        let c = discover(dir.path(), real());
+        let c = discover(dir.path(), real(), 0);
         assert_eq!(c[0].sensors[0].info().update_period_s, 1.0);
         let i = t.hwmon(1, "i915", Some("0000:04:00.0")).unwrap();
         t.write(i.join("energy1_input"), "1\n").unwrap();
         t.write(i.join("update_interval"), "100\n").unwrap();
-        let c = discover(dir.path(), real());
+        let c = discover(dir.path(), real(), 0);
         assert_eq!(c[1].sensors[0].info().update_period_s, 0.1);
     }
 }
