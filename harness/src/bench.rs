@@ -36,10 +36,7 @@ impl EnergyMeasurement {
     pub fn discover() -> Result<EnergyMeasurement, MeterError> {
         let opts = sensor::discover::DiscoverOptions::for_domains(&["cpu"]);
         let mut candidates = sensor::discover::discover(&opts);
-        EnergyMeasurement::new(
-            sensor::discover::take_sensors(&mut candidates, &opts.backend_domains),
-            DEFAULT_SAMPLE_HZ,
-        )
+        EnergyMeasurement::new(sensor::discover::take_sensors(&mut candidates, &opts), DEFAULT_SAMPLE_HZ)
     }
 
     /// `estimated` if any source is an estimate, else `measured` (or `vendor-reported`).

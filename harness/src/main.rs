@@ -11,6 +11,7 @@ use effbench::cli::{dispatch, Cli};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    effbench::backend::align_gpu_numbering();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code as u8),

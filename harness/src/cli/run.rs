@@ -138,7 +138,9 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     let sensors: Vec<Box<dyn Sensor>> = match args.fake_power {
         Some(w) => vec![Box::new(FakePower::new("cpu", Watts(w)))],
         None => {
-            let opts = args.meter.options(backend.domains());
+            let domains = backend.domains();
+            let mut opts = args.meter.options(&domains.iter().map(String::as_str).collect::<Vec<_>>());
+            opts.host_domains = backend.host_domains();
             let (mut candidates, wall_windows) = discover::discover_with_wall(&opts);
             if args.meter.meter.is_some() && wall_windows.is_none() {
                 let why = match candidates.iter().find(|c| c.kind == "ptd").map(|c| &c.status) {
@@ -159,7 +161,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
                     ),
                 });
             }
-            discover::take_sensors(&mut candidates, &opts.backend_domains)
+            discover::take_sensors(&mut candidates, &opts)
         }
     };
     // An inference window must span many updates of the slowest source (issue 3: at least

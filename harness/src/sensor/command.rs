@@ -31,11 +31,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::latest::{lock, Latest};
 use super::{Provenance, Reading, Sensor, SensorError, SourceInfo};
 use crate::units::{Joules, Watts};
 
@@ -294,18 +295,10 @@ fn copy_err(e: &SensorError) -> SensorError {
     }
 }
 
-type Latest = (Instant, Result<Reading, SensorError>);
-
 struct Shared {
-    latest: Mutex<Latest>,
-    stopped: Mutex<bool>,
-    wake: Condvar,
+    latest: Arc<Latest<Result<Reading, SensorError>>>,
     /// The stream-mode process, killed on drop.
     child: Mutex<Option<Child>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A [`Sensor`] fed by an external command. Kind `command`, provenance `vendor-reported`.
@@ -327,22 +320,18 @@ impl CommandSensor {
     pub fn with_options(cmd: &str, opts: CommandOptions) -> Result<CommandSensor, SensorError> {
         let id = opts.id.clone().unwrap_or_else(|| format!("command:{}", opts.domain));
         let shared = Arc::new(Shared {
-            latest: Mutex::new((
-                Instant::now(),
-                Err(SensorError::Transient { source_id: id.clone(), message: "no value yet".into() }),
-            )),
-            stopped: Mutex::new(false),
-            wake: Condvar::new(),
+            latest: Latest::new(Err(SensorError::Transient { source_id: id.clone(), message: "no value yet".into() })),
             child: Mutex::new(None),
         });
         let (first, interval) = match opts.mode {
             CommandMode::OneShot { interval } => {
                 let first = run_once(&id, cmd, opts.timeout).and_then(|out| to_reading(&id, cmd, &out, opts.unit))?;
-                let (s, c, i, u) = (Arc::clone(&shared), cmd.to_string(), id.clone(), opts.unit);
-                let t = opts.timeout;
-                std::thread::Builder::new()
-                    .name("effbench-power-command".into())
-                    .spawn(move || oneshot_loop(&s, &i, &c, t, u, interval))
+                let (c, i, u, t) = (cmd.to_string(), id.clone(), opts.unit, opts.timeout);
+                shared
+                    .latest
+                    .spawn_poller("effbench-power-command", interval, move || {
+                        run_once(&i, &c, t).and_then(|out| to_reading(&i, &c, &out, u))
+                    })
                     .map_err(|e| SensorError::Unavailable {
                         source_id: id.clone(),
                         reason: format!("cannot start a thread: {e}"),
@@ -352,7 +341,7 @@ impl CommandSensor {
             CommandMode::Stream => (start_stream(&shared, &id, cmd, &opts)?, Duration::ZERO),
         };
         let counter = matches!(first, Reading::Counter { .. });
-        *lock(&shared.latest) = (Instant::now(), Ok(first));
+        shared.latest.set(Ok(first));
         let info = SourceInfo {
             id,
             kind: "command".into(),
@@ -365,27 +354,12 @@ impl CommandSensor {
                 "mode": match opts.mode { CommandMode::OneShot { .. } => "one-shot", CommandMode::Stream => "stream" },
                 "interval_s": interval.as_secs_f64(),
                 "timeout_s": opts.timeout.as_secs_f64(),
-                "unit": opts.unit.suffix(),
+                "unit": opts.unit.label(),
                 "quantity": if counter { "cumulative energy" } else { "power" },
                 "note": "vendor power semantics undocumented",
             }),
         };
         Ok(CommandSensor { shared, info, stale_after: opts.timeout + interval * 2, counter })
-    }
-}
-
-fn oneshot_loop(shared: &Shared, id: &str, cmd: &str, timeout: Duration, unit: CommandUnit, interval: Duration) {
-    loop {
-        {
-            let stopped = lock(&shared.stopped);
-            let (stopped, _) =
-                shared.wake.wait_timeout_while(stopped, interval, |s| !*s).unwrap_or_else(PoisonError::into_inner);
-            if *stopped {
-                return;
-            }
-        }
-        let r = run_once(id, cmd, timeout).and_then(|out| to_reading(id, cmd, &out, unit));
-        *lock(&shared.latest) = (Instant::now(), r);
     }
 }
 
@@ -413,7 +387,7 @@ fn start_stream(shared: &Arc<Shared>, id: &str, cmd: &str, opts: &CommandOptions
                 Some(tx) => {
                     let _ = tx.send(r);
                 }
-                None => *lock(&s.latest) = (Instant::now(), r),
+                None => s.latest.set(r),
             }
         }
         let err = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
@@ -425,7 +399,7 @@ fn start_stream(shared: &Arc<Shared>, id: &str, cmd: &str, opts: &CommandOptions
             Some(tx) => {
                 let _ = tx.send(Err(e));
             }
-            None => *lock(&s.latest) = (Instant::now(), Err(e)),
+            None => s.latest.set(Err(e)),
         }
     });
     match rx.recv_timeout(opts.timeout) {
@@ -452,9 +426,7 @@ impl Sensor for CommandSensor {
 
     /// Copies the latest value from the background thread: never waits on the command.
     fn read(&mut self) -> Result<Reading, SensorError> {
-        let latest = lock(&self.shared.latest);
-        let age = latest.0.elapsed();
-        match &latest.1 {
+        self.shared.latest.with(|age, latest| match latest {
             Err(e) => Err(copy_err(e)),
             Ok(_) if age > self.stale_after => Err(SensorError::Transient {
                 source_id: self.info.id.clone(),
@@ -474,7 +446,7 @@ impl Sensor for CommandSensor {
                 ),
             }),
             Ok(r) => Ok(*r),
-        }
+        })
     }
 }
 
@@ -482,8 +454,7 @@ impl Drop for CommandSensor {
     /// Stops the background thread (a one-shot run in progress finishes or times out on its
     /// own; the thread is not joined, so drop never waits) and kills a stream-mode command.
     fn drop(&mut self) {
-        *lock(&self.shared.stopped) = true;
-        self.shared.wake.notify_all();
+        self.shared.latest.stop();
         if let Some(mut child) = lock(&self.shared.child).take() {
             kill_group(&mut child);
         }

@@ -19,6 +19,8 @@ pub struct DiscoverOptions {
     pub power_command: Option<(String, command::CommandOptions)>,
     /// The domains the backend's work draws on (`cpu` for the CPU backend).
     pub backend_domains: Vec<String>,
+    /// Domains metered only when a measured source covers them (a GPU backend's host CPU).
+    pub host_domains: Vec<String>,
 }
 
 impl DiscoverOptions {
@@ -28,6 +30,7 @@ impl DiscoverOptions {
             meter: None,
             power_command: None,
             backend_domains: domains.iter().map(|d| d.to_string()).collect(),
+            host_domains: Vec::new(),
         }
     }
 }
@@ -116,15 +119,21 @@ fn command_candidate(cmd: &str, opts: &command::CommandOptions) -> Candidate {
 }
 
 /// The sensors a run meters: those of `Ok` and `Estimated` candidates whose domain the work
-/// draws on: the backend's domains, plus `dram` and the wall (`system`). A GPU sitting idle
-/// beside a CPU run is listed by `effbench sensors` but not added to the run's energy.
-pub fn take_sensors(candidates: &mut [Candidate], backend_domains: &[String]) -> Vec<Box<dyn Sensor>> {
-    let counts = |d: &str| d == "dram" || d == "system" || backend_domains.iter().any(|b| b == d);
+/// draws on: the backend's domains, plus `dram` and the wall (`system`), plus the host domains
+/// where a measured (`Ok`) source covers them. A GPU sitting idle beside a CPU run is listed by
+/// `effbench sensors` but not added to the run's energy.
+pub fn take_sensors(candidates: &mut [Candidate], opts: &DiscoverOptions) -> Vec<Box<dyn Sensor>> {
+    let counts = |d: &str| d == "dram" || d == "system" || opts.backend_domains.iter().any(|b| b == d);
+    let host = |d: &str| opts.host_domains.iter().any(|b| b == d);
     candidates
         .iter_mut()
-        .filter(|c| matches!(c.status, Status::Ok | Status::Estimated))
+        .filter(|c| match c.status {
+            Status::Ok => true,
+            Status::Estimated => c.domains.iter().all(|d| !host(d)),
+            _ => false,
+        })
         .flat_map(|c| std::mem::take(&mut c.sensors))
-        .filter(|s| counts(&s.info().domain))
+        .filter(|s| counts(&s.info().domain) || host(&s.info().domain))
         .collect()
 }
 

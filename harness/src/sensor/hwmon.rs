@@ -464,7 +464,8 @@ mod tests {
         let t = FakeTree::new(dir.path());
         let i915 = t.hwmon(0, "i915", Some("0000:04:00.0")).unwrap();
         t.write(i915.join("energy1_input"), "1000000\n").unwrap();
-        let sensors: Vec<Box<dyn Sensor>> = discover(dir.path(), real(), 0).into_iter().flat_map(|c| c.sensors).collect();
+        let sensors: Vec<Box<dyn Sensor>> =
+            discover(dir.path(), real(), 0).into_iter().flat_map(|c| c.sensors).collect();
         let meter = Meter::start(sensors, 1.0).unwrap();
         let begin = meter.mark();
         for uj in [1_500_000u64, 4_000_000, 4_000_000, 6_250_000] {

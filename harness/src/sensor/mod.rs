@@ -11,6 +11,7 @@ pub mod discover;
 pub mod estimate;
 pub mod fake;
 pub mod hwmon;
+mod latest;
 pub mod nvml;
 pub mod ptd;
 pub mod rapl;

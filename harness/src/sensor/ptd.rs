@@ -32,13 +32,14 @@ pub use proto::{
 };
 
 use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::PtdClient;
 use serde_json::json;
 
+use super::latest::{lock, Latest};
 use super::{Provenance, Reading, Sensor, SensorError, SourceInfo};
 use crate::units::{Joules, Seconds, Watts};
 
@@ -126,13 +127,7 @@ impl Drop for Session {
 struct Shared {
     session: Mutex<Session>,
     /// The latest `Watts` poll: its time and value, or the error it gave.
-    latest: Mutex<(Instant, Result<f64, String>)>,
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    latest: Arc<Latest<Result<f64, String>>>,
 }
 
 /// Wall power (domain `system`, provenance `measured`) from PTDaemon. Kind `ptd`, id
@@ -198,15 +193,14 @@ impl PtdSensor {
         };
         let shared = Arc::new(Shared {
             session: Mutex::new(Session { client, open: None, used: HashSet::new() }),
-            latest: Mutex::new((Instant::now(), Ok(first))),
-            stopped: Mutex::new(false),
-            wake: Condvar::new(),
+            latest: Latest::new(Ok(first)),
         });
         let poll_shared = Arc::clone(&shared);
-        let interval = opts.poll_interval;
-        let poller = std::thread::Builder::new()
-            .name("effbench-ptd".into())
-            .spawn(move || poll_loop(&poll_shared, interval))
+        let poller = shared
+            .latest
+            .spawn_poller("effbench-ptd", opts.poll_interval, move || {
+                lock(&poll_shared.session).client.watts().map_err(|e| e.to_string())
+            })
             .map_err(|e| SensorError::Unavailable {
                 source_id: info.id.clone(),
                 reason: format!("cannot start the PTDaemon polling thread: {e}"),
@@ -222,21 +216,6 @@ impl PtdSensor {
     }
 }
 
-fn poll_loop(shared: &Shared, interval: Duration) {
-    loop {
-        {
-            let stopped = lock(&shared.stopped);
-            let (stopped, _) =
-                shared.wake.wait_timeout_while(stopped, interval, |s| !*s).unwrap_or_else(PoisonError::into_inner);
-            if *stopped {
-                return;
-            }
-        }
-        let value = lock(&shared.session).client.watts().map_err(|e| e.to_string());
-        *lock(&shared.latest) = (Instant::now(), value);
-    }
-}
-
 impl Sensor for PtdSensor {
     fn info(&self) -> SourceInfo {
         self.info.clone()
@@ -244,9 +223,7 @@ impl Sensor for PtdSensor {
 
     /// Copies the latest polled value: no network I/O, never blocks beyond a short lock.
     fn read(&mut self) -> Result<Reading, SensorError> {
-        let latest = lock(&self.shared.latest);
-        let age = latest.0.elapsed();
-        match &latest.1 {
+        self.shared.latest.with(|age, latest| match latest {
             Ok(w) if age <= self.stale_after => Ok(Reading::Power(Watts(*w))),
             Ok(_) => Err(SensorError::Transient {
                 source_id: self.info.id.clone(),
@@ -256,14 +233,13 @@ impl Sensor for PtdSensor {
                 ),
             }),
             Err(message) => Err(SensorError::Transient { source_id: self.info.id.clone(), message: message.clone() }),
-        }
+        })
     }
 }
 
 impl Drop for PtdSensor {
     fn drop(&mut self) {
-        *lock(&self.shared.stopped) = true;
-        self.shared.wake.notify_all();
+        self.shared.latest.stop();
         if let Some(t) = self.poller.take() {
             let _ = t.join();
         }
