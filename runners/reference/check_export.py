@@ -3,8 +3,9 @@
 
 For each bundle directory given (one holding manifest.json, or a directory of them):
   1. the files match the sha256 in manifest.json;
-  2. onnx.checker.check_model(full_check=True) accepts model.onnx (with shape inference), and
-     its opset, input and output agree with the manifest;
+  2. onnx.checker.check_model(full_check=True) accepts model.onnx (with shape inference), its
+     opset, input and output agree with the manifest, and protobuf's own serialisation of the
+     parsed model is byte for byte the file (effbench's hand-written encoder is canonical);
   3. onnxruntime runs the model on inputs.bin at the workload's batch size and at batch 1
      (and at every size given with --batch), and the outputs match reference_outputs.bin
      (candle's) to the manifest's f32 tolerance.
@@ -73,6 +74,8 @@ def check(bundle, extra_batches):
     model_path = bundle / m["model"]["file"]
     model = onnx.load(str(model_path))
     onnx.checker.check_model(model, full_check=True)
+    if model.SerializeToString() != model_path.read_bytes():
+        failures.append(f"{wid}: model.onnx is not protobuf's canonical serialisation of itself")
     opsets = {o.domain: o.version for o in model.opset_import}
     if opsets.get("", opsets.get("ai.onnx")) != m["model"]["opset"]:
         failures.append(f"{wid}: opset_import {opsets} disagrees with the manifest's {m['model']['opset']}")

@@ -484,10 +484,10 @@ mod tests {
             v.to_bytes(),
             [
                 0x0a, 0x01, b'x', // name
-                0x12, 0x0e, // type: TypeProto, 14 bytes
-                0x0a, 0x0c, // tensor_type, 12 bytes
+                0x12, 0x0f, // type: TypeProto, 15 bytes
+                0x0a, 0x0d, // tensor_type, 13 bytes
                 0x08, 0x01, // elem_type FLOAT
-                0x12, 0x08, // shape, 8 bytes
+                0x12, 0x09, // shape, 9 bytes
                 0x0a, 0x03, 0x12, 0x01, b'N', // dim { dim_param: "N" }
                 0x0a, 0x02, 0x08, 0x03, // dim { dim_value: 3 }
             ]
