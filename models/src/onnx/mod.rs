@@ -145,7 +145,7 @@ fn mlp(b: &mut Builder, input: &str) -> Result<usize> {
 /// the forward is the same.
 fn cnn(b: &mut Builder, input: &str, dim: usize) -> Result<usize> {
     let side = (dim as f64).sqrt().round() as usize;
-    if side * side != dim || side % 4 != 0 {
+    if side * side != dim || !side.is_multiple_of(4) {
         return Err(ModelError::Unsupported(format!(
             "ONNX export: the CNN needs square images of a side divisible by 4, got {dim} pixels"
         )));
