@@ -14,9 +14,7 @@ pub struct Builder<'a> {
     params: HashMap<&'a str, &'a Tensor>,
     pub graph: Graph,
     next: usize,
-    /// sha256 over every exported parameter's f32 values (little-endian), in the model's
-    /// parameter order.
-    hasher: Sha256,
+    /// The parameters' names in the model's order.
     order: Vec<&'a str>,
 }
 
@@ -24,23 +22,18 @@ impl<'a> Builder<'a> {
     pub fn new(params: &'a Params, name: &str) -> Builder<'a> {
         let order: Vec<&str> = params.vars.iter().map(|(n, _)| n.as_str()).collect();
         let params = params.vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor())).collect();
-        Builder {
-            params,
-            graph: Graph { name: name.into(), ..Default::default() },
-            next: 0,
-            hasher: Sha256::new(),
-            order,
-        }
+        Builder { params, graph: Graph { name: name.into(), ..Default::default() }, next: 0, order }
     }
 
-    /// The model's parameters' sha256, over all of them in order, whether exported or not.
-    pub fn weights_sha256(&mut self) -> Result<String> {
-        for name in self.order.clone() {
+    /// sha256 of every parameter's f32 values (little-endian), in the model's parameter order.
+    pub fn weights_sha256(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        for name in &self.order {
             for v in self.values(name)? {
-                self.hasher.update(v.to_le_bytes());
+                h.update(v.to_le_bytes());
             }
         }
-        Ok(format!("{:x}", std::mem::take(&mut self.hasher).finalize()))
+        Ok(format!("{:x}", h.finalize()))
     }
 
     fn values(&self, name: &str) -> Result<Vec<f32>> {

@@ -230,3 +230,38 @@ fn charlm(b: &mut Builder, input: &str, context: usize) -> Result<usize> {
     b.linear(&h, "head", 2)?;
     Ok(b.dims("head.weight")?[1])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DataConfig;
+    use crate::infer::default_weights_dir;
+    use crate::WORKLOADS;
+
+    #[test]
+    fn every_inference_workload_exports_with_its_inputs_outputs_and_weights() {
+        let dev = candle_core::Device::Cpu;
+        let data = DataConfig::shipped_only();
+        let mut seen = 0;
+        for spec in WORKLOADS.iter().filter(|w| w.kind == Kind::Infer) {
+            let s = InferSession::new(spec, &data, &default_weights_dir(), &dev).unwrap();
+            let m = export(spec, &s).unwrap();
+            let (dtype, out) = match spec.arch {
+                Arch::CharLm => ("int64", CHARLM.vocab),
+                Arch::MachineAe => ("float32", crate::autoencoder::INPUT),
+                _ => ("float32", 10),
+            };
+            assert_eq!(m.input, IoSpec { name: "input".into(), dtype, dims: vec![None, Some(s.inputs().dim)] });
+            assert_eq!(m.output, IoSpec { name: "output".into(), dtype: "float32", dims: vec![None, Some(out)] });
+            assert_eq!((m.opset, m.ir_version), (13, 7));
+            // every parameter is in the file as raw f32
+            let params = 4 * s.net().params().count();
+            assert!(m.bytes.len() > params && m.bytes.len() < params + 40_000, "{}: {} bytes", spec.id, m.bytes.len());
+            assert_eq!(m.bytes, export(spec, &s).unwrap().bytes, "{}: export is deterministic", spec.id);
+            let doc = String::from_utf8_lossy(&m.bytes);
+            assert!(doc.contains(spec.id) && doc.contains(&m.weights_sha256), "{}", spec.id);
+            seen += 1;
+        }
+        assert_eq!(seen, 8);
+    }
+}
