@@ -5,6 +5,7 @@ pub mod backend;
 #[cfg(feature = "criterion")]
 pub mod bench;
 pub mod cli;
+pub mod export;
 pub mod fsutil;
 pub mod meter;
 pub mod peak;

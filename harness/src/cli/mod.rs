@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod export;
 pub mod list;
 pub mod peak;
 pub mod run;
@@ -69,6 +70,9 @@ pub enum Command {
     Sensors(sensors::SensorsArgs),
     /// Measure this machine's f32 matrix-multiply rate (the peak results are compared with).
     Peak(peak::PeakArgs),
+    /// Write inference workloads as ONNX bundles (model, query inputs, reference outputs,
+    /// manifest) for runners effbench cannot link against.
+    Export(export::ExportArgs),
     /// Train a workload's model to its target and save the weights its inference workload uses.
     Weights(weights::WeightsArgs),
 }
@@ -82,6 +86,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Sensors(a) => sensors::main(a),
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),
+        Command::Export(a) => export::main(a),
     }
 }
 

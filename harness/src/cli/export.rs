@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use effbench_models::data::DataConfig;
+use effbench_models::{Kind, WorkloadSpec};
+
+use super::run::Suite;
+use super::{CliResult, Exit, Failure};
+use crate::export;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Inference workload id (repeatable); see `effbench list`.
+    #[arg(long = "workload", value_name = "ID", conflicts_with = "suite", required_unless_present = "suite")]
+    pub workloads: Vec<String>,
+    /// Every inference workload of a suite.
+    #[arg(long, value_enum)]
+    pub suite: Option<Suite>,
+    /// Output directory: one bundle per workload in DIR/<id>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn main(args: ExportArgs) -> CliResult {
+    let specs: Vec<&'static WorkloadSpec> = match args.suite {
+        Some(s) => {
+            WorkloadSpec::suite(matches!(s, Suite::Full)).into_iter().filter(|w| w.kind == Kind::Infer).collect()
+        }
+        None => args.workloads.iter().map(|id| export::inference_spec(id)).collect::<Result<_, _>>()?,
+    };
+    let data = DataConfig::discover(None);
+    let weights = effbench_models::infer::default_weights_dir();
+    export::export_bundles(&specs, &args.out, &data, &weights, &mut |e| {
+        let m = &e.manifest;
+        println!(
+            "{:<26} {:>9} bytes  opset {}  {} queries, batch {}  reference {} {:.4}  ({:.2} s: load {:.2}, export {:.3})  {}",
+            m.workload,
+            m.model.bytes,
+            m.model.opset,
+            m.queries,
+            m.batch_size,
+            m.reference_quality.metric,
+            m.reference_quality.value,
+            e.total_seconds,
+            e.load_seconds,
+            e.export_seconds,
+            e.dir.display()
+        );
+    })
+    .map_err(Failure::usage)?;
+    Ok(Exit::Ok)
+}
