@@ -146,3 +146,50 @@ pub fn unmeasured_domains(candidates: &[Candidate], backend_domains: &[String]) 
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensor::fake::FakePower;
+    use crate::units::Watts;
+
+    fn candidate(kind: &'static str, domain: &str, status: Status) -> Candidate {
+        let sensors: Vec<Box<dyn Sensor>> = vec![Box::new(FakePower::new(domain, Watts(1.0)))];
+        Candidate {
+            kind,
+            id: format!("{kind}:{domain}"),
+            domains: vec![domain.into()],
+            status,
+            detail: Default::default(),
+            sensors,
+        }
+    }
+
+    fn taken(candidates: &mut [Candidate], opts: &DiscoverOptions) -> Vec<String> {
+        take_sensors(candidates, opts).iter().map(|s| s.info().domain).collect()
+    }
+
+    #[test]
+    fn a_run_meters_its_domains_dram_and_the_wall_but_not_an_idle_gpu() {
+        let mut c = vec![
+            candidate("rapl", "cpu", Status::Ok),
+            candidate("rapl", "dram", Status::Ok),
+            candidate("nvml", "gpu:0", Status::Ok),
+            candidate("ptd", "system", Status::Ok),
+        ];
+        assert_eq!(taken(&mut c, &DiscoverOptions::for_domains(&["cpu"])), vec!["cpu", "dram", "system"]);
+    }
+
+    #[test]
+    fn a_gpu_run_meters_the_host_cpu_only_where_it_is_measured() {
+        let mut opts = DiscoverOptions::for_domains(&["gpu:0"]);
+        opts.host_domains = vec!["cpu".into()];
+        let mut measured = vec![candidate("rapl", "cpu", Status::Ok), candidate("nvml", "gpu:0", Status::Ok)];
+        assert_eq!(taken(&mut measured, &opts), vec!["cpu", "gpu:0"]);
+        let mut estimated =
+            vec![candidate("estimate", "cpu", Status::Estimated), candidate("nvml", "gpu:0", Status::Ok)];
+        assert_eq!(taken(&mut estimated, &opts), vec!["gpu:0"], "an estimate never joins a GPU figure");
+        // and discovery offers no CPU estimate for a GPU backend in the first place
+        assert!(unmeasured_domains(&estimated, &opts.backend_domains).is_empty());
+    }
+}
