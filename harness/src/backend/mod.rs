@@ -1,6 +1,8 @@
-//! Where the math runs. This version has the CPU; `cuda:N` and `external:FILE` are parsed so
-//! that asking for them gives an error that says what is missing, never a silent fall-back to
-//! the CPU.
+//! Where the math runs: the CPU through candle, or a vendor's runner over Runner Protocol v1
+//! (`external:FILE.toml`, see [`external`]). `cuda:N` is parsed so that asking for it gives an
+//! error that says what is missing, never a silent fall-back to the CPU.
+
+pub mod external;
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +10,8 @@ use std::str::FromStr;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
     Cpu,
+    /// A runner described by a TOML file; effbench's own reference math stays on the CPU.
+    External(Box<external::RunnerConfig>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,10 +22,8 @@ pub enum BackendError {
          or use --backend cpu"
     )]
     CudaNotCompiled(String),
-    #[error(
-        "backend {0:?}: the runner protocol (external:FILE.toml) is not implemented in this version; use --backend cpu"
-    )]
-    ExternalNotImplemented(String),
+    #[error("backend external: {0}")]
+    External(String),
     #[error("unknown backend {0:?}; valid: cpu, cuda:N, external:PATH.toml")]
     Unknown(String),
 }
@@ -32,7 +34,11 @@ impl FromStr for Backend {
         match s {
             "cpu" => Ok(Backend::Cpu),
             _ if s.starts_with("cuda") => Err(BackendError::CudaNotCompiled(s.to_string())),
-            _ if s.starts_with("external:") => Err(BackendError::ExternalNotImplemented(s.to_string())),
+            _ if s.starts_with("external:") => {
+                external::RunnerConfig::load(std::path::Path::new(&s["external:".len()..]))
+                    .map(|c| Backend::External(Box::new(c)))
+                    .map_err(|e| BackendError::External(e.to_string()))
+            }
             _ => Err(BackendError::Unknown(s.to_string())),
         }
     }
@@ -42,6 +48,7 @@ impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backend::Cpu => f.write_str("cpu"),
+            Backend::External(c) => write!(f, "external:{}", c.path.display()),
         }
     }
 }
@@ -49,7 +56,7 @@ impl fmt::Display for Backend {
 impl Backend {
     pub fn device(&self) -> candle_core::Device {
         match self {
-            Backend::Cpu => candle_core::Device::Cpu,
+            Backend::Cpu | Backend::External(_) => candle_core::Device::Cpu,
         }
     }
 
@@ -61,7 +68,8 @@ impl Backend {
     /// The energy domains this backend's work draws on.
     pub fn domains(&self) -> &'static [&'static str] {
         match self {
-            Backend::Cpu => &["cpu"],
+            // A runner's own device reports through `stats`; the host CPU still does its share.
+            Backend::Cpu | Backend::External(_) => &["cpu"],
         }
     }
 }
@@ -75,8 +83,8 @@ mod tests {
         assert_eq!("cpu".parse::<Backend>(), Ok(Backend::Cpu));
         let e = "cuda:0".parse::<Backend>().unwrap_err().to_string();
         assert!(e.contains("--features cuda"), "{e}");
-        let e = "external:r.toml".parse::<Backend>().unwrap_err().to_string();
-        assert!(e.contains("not implemented"), "{e}");
+        let e = "external:/nonexistent/r.toml".parse::<Backend>().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/r.toml") && e.contains("cannot read"), "{e}");
         assert!(matches!("tpu".parse::<Backend>(), Err(BackendError::Unknown(_))));
     }
 }
