@@ -44,6 +44,8 @@ pub(super) struct Runner {
     batch: usize,
     input_bytes_per_row: u64,
     power: Vec<PowerSample>,
+    /// The samples of the last window, for the source's rate.
+    last_window_power: Vec<PowerSample>,
 }
 
 impl Runner {
@@ -125,6 +127,7 @@ impl Runner {
             batch,
             input_bytes_per_row: (dim * elem) as u64,
             power: Vec::new(),
+            last_window_power: Vec::new(),
         })
     }
 
@@ -139,7 +142,12 @@ impl Runner {
             allocator: result.backend.allocator.clone(),
         };
         if hello.telemetry.iter().any(|t| t == "power_w") {
-            let info = telemetry::source_info(&self.runner.config().name, hello, &self.runner.domain(), &self.power);
+            let info = telemetry::source_info(
+                &self.runner.config().name,
+                hello,
+                &self.runner.domain(),
+                &self.last_window_power,
+            );
             result.energy_sources.retain(|s| s.id != info.id);
             result.energy_sources.push(info);
         }
@@ -225,6 +233,8 @@ impl Runner {
                     self.runner.config().name
                 )),
             }
+            self.last_window_power =
+                self.power.iter().copied().filter(|p| (t_begin..=t_end).contains(&p.t_mono_ns)).collect();
             self.power.retain(|p| p.t_mono_ns >= t_end);
         }
 

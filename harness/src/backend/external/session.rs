@@ -56,6 +56,14 @@ pub struct PassOutput {
 impl RunnerSession {
     /// Creates `work` (which must not exist), starts the runner there and says `hello`.
     pub fn start(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
+        let started = Self::start_in(cfg, work, log);
+        if started.is_err() {
+            let _ = std::fs::remove_dir_all(work); // the runner is stopped already
+        }
+        started
+    }
+
+    fn start_in(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
         let setup = |what: String| RunnerError::new(&cfg.name, what, "nothing yet", "nothing yet", String::new());
         let outputs = work.join("outputs");
         std::fs::create_dir_all(&outputs)
