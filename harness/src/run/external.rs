@@ -58,48 +58,18 @@ impl Runner {
     ) -> Result<Runner> {
         let (reference, out_per_query) = session.outputs().context("computing effbench's reference answers")?;
         let reference_quality = session.score(&reference, out_per_query);
+        // The model first: a model that cannot be exported stops the run before a runner starts.
+        let (file, model_bytes, format, opset, input, output) =
+            model_for_runner(spec, &session, &reference, out_per_query)?;
         let work = crate::backend::external::session::work_dir(spec.id, &plan.out_dir);
         if work.exists() {
             std::fs::remove_dir_all(&work).with_context(|| format!("removing the old {}", work.display()))?;
         }
         let log = process::log_path(&plan.out_dir, spec.id);
         let mut runner = RunnerSession::start(cfg, &work, &log)?;
-
-        let test_model = std::env::var(TEST_MODEL_ENV).ok();
-        let (model, input, output) = if let Some(hook) = test_model {
-            // Testing only (see TEST_MODEL_ENV): plain `input` / `output` of [batch, values].
-            let dtype = match session.inputs().values {
-                QueryValues::F32(_) => "float32",
-                QueryValues::U32(_) => "int64",
-            };
-            let input =
-                IoDecl { name: "input".into(), dtype: dtype.into(), shape: vec![None, Some(session.inputs().dim)] };
-            let output =
-                IoDecl { name: "output".into(), dtype: "float32".into(), shape: vec![None, Some(out_per_query)] };
-            let model = if hook == "reference-outputs" {
-                let bytes: Vec<u8> = reference.iter().flat_map(|v| v.to_le_bytes()).collect();
-                let path = runner.write_file("reference.bin", &bytes)?;
-                ModelRef { path: path.display().to_string(), format: "effbench-reference-outputs".into(), opset: None }
-            } else if let Some(file) = hook.strip_prefix("onnx-file:") {
-                let bytes = std::fs::read(file).with_context(|| format!("{TEST_MODEL_ENV}: reading {file}"))?;
-                let path = runner.write_file("model.onnx", &bytes)?;
-                ModelRef { path: path.display().to_string(), format: "onnx".into(), opset: None }
-            } else {
-                bail!("{TEST_MODEL_ENV}={hook:?}: expected reference-outputs or onnx-file:PATH (testing only)");
-            };
-            (model, input, output)
-        } else {
-            let onnx = effbench_models::onnx::export(spec, &session)
-                .with_context(|| format!("exporting {} as ONNX for the runner", spec.id))?;
-            let path = runner.write_file("model.onnx", &onnx.bytes)?;
-            let decl = |io: &effbench_models::onnx::IoSpec| IoDecl {
-                name: io.name.clone(),
-                dtype: io.dtype.to_string(),
-                shape: io.dims.clone(),
-            };
-            let model = ModelRef { path: path.display().to_string(), format: "onnx".into(), opset: Some(onnx.opset) };
-            (model, decl(&onnx.input), decl(&onnx.output))
-        };
+        let path = runner.write_file(file, &model_bytes)?;
+        drop(model_bytes);
+        let model = ModelRef { path: path.display().to_string(), format: format.into(), opset };
 
         let (rows, dim) = (session.inputs().rows(), session.inputs().dim);
         let (bytes, elem): (Vec<u8>, usize) = match (&session.inputs().values, input.dtype.as_str()) {
@@ -290,6 +260,45 @@ impl Runner {
     pub fn finish(self) -> Result<()> {
         self.runner.finish()?;
         Ok(())
+    }
+}
+
+type ModelFile = (&'static str, Vec<u8>, &'static str, Option<i64>, IoDecl, IoDecl);
+
+/// The model handed to the runner: effbench's ONNX export, or (testing only, see
+/// [`TEST_MODEL_ENV`]) the reference answers or a given ONNX file with plain `input` /
+/// `output` of `[batch, values]`. Returns file name, bytes, format, opset, input, output.
+fn model_for_runner(
+    spec: &WorkloadSpec,
+    session: &InferSession,
+    reference: &[f32],
+    out_per_query: usize,
+) -> Result<ModelFile> {
+    let Ok(hook) = std::env::var(TEST_MODEL_ENV) else {
+        let onnx = effbench_models::onnx::export(spec, session)
+            .with_context(|| format!("exporting {} as ONNX for the runner", spec.id))?;
+        let decl = |io: &effbench_models::onnx::IoSpec| IoDecl {
+            name: io.name.clone(),
+            dtype: io.dtype.to_string(),
+            shape: io.dims.clone(),
+        };
+        let (input, output) = (decl(&onnx.input), decl(&onnx.output));
+        return Ok(("model.onnx", onnx.bytes, "onnx", Some(onnx.opset), input, output));
+    };
+    let dtype = match session.inputs().values {
+        QueryValues::F32(_) => "float32",
+        QueryValues::U32(_) => "int64",
+    };
+    let input = IoDecl { name: "input".into(), dtype: dtype.into(), shape: vec![None, Some(session.inputs().dim)] };
+    let output = IoDecl { name: "output".into(), dtype: "float32".into(), shape: vec![None, Some(out_per_query)] };
+    if hook == "reference-outputs" {
+        let bytes = reference.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok(("reference.bin", bytes, "effbench-reference-outputs", None, input, output))
+    } else if let Some(file) = hook.strip_prefix("onnx-file:") {
+        let bytes = std::fs::read(file).with_context(|| format!("{TEST_MODEL_ENV}: reading {file}"))?;
+        Ok(("model.onnx", bytes, "onnx", None, input, output))
+    } else {
+        bail!("{TEST_MODEL_ENV}={hook:?}: expected reference-outputs or onnx-file:PATH (testing only)")
     }
 }
 
