@@ -164,7 +164,7 @@ fn run_workload(
                 Backend::External(cfg) => {
                     Work::External(Box::new(external::Runner::start(plan, cfg, spec, session, threads)?))
                 }
-                Backend::Cpu => Work::Infer(Box::new(session)),
+                _ => Work::Infer(Box::new(session)),
             }
         }
     };

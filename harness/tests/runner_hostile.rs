@@ -117,6 +117,9 @@ fn conformant_template_runner_gives_a_checked_valid_result() {
     let res = r.result(WORKLOAD);
     assert_eq!(res.backend.kind, "external");
     assert!(res.backend.device.contains("template"), "{}", res.backend.device);
+    // The test hook that hands the runner effbench's answers is never silent in a result.
+    assert!(res.backend.device.contains("TEST MODEL reference-outputs"), "{}", res.backend.device);
+    assert!(res.repeats.iter().all(|r| r.meter_warnings.iter().any(|w| w.contains("testing only"))));
     assert_eq!(res.backend.precision, "f32");
     assert_eq!(res.repeats.len(), 2);
     for rep in &res.repeats {

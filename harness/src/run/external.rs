@@ -46,6 +46,8 @@ pub(super) struct Runner {
     power: Vec<PowerSample>,
     /// The samples of the last window, for the source's rate.
     last_window_power: Vec<PowerSample>,
+    /// Set when a test hook replaced the model: stated in the result, never silent.
+    test_hook: Option<String>,
 }
 
 impl Runner {
@@ -98,6 +100,7 @@ impl Runner {
             input_bytes_per_row: (dim * elem) as u64,
             power: Vec::new(),
             last_window_power: Vec::new(),
+            test_hook: std::env::var(TEST_MODEL_ENV).ok(),
         })
     }
 
@@ -106,7 +109,10 @@ impl Runner {
         let hello = self.runner.hello();
         result.backend = BackendInfo {
             kind: "external".into(),
-            device: format!("{} ({}, {})", hello.device.name, hello.vendor, hello.runner),
+            device: match &self.test_hook {
+                None => format!("{} ({}, {})", hello.device.name, hello.vendor, hello.runner),
+                Some(h) => format!("{} ({}, {}; TEST MODEL {h})", hello.device.name, hello.vendor, hello.runner),
+            },
             precision: self.runner.precision().to_string(),
             threads: result.backend.threads,
             allocator: result.backend.allocator.clone(),
@@ -208,6 +214,11 @@ impl Runner {
             self.power.retain(|p| p.t_mono_ns >= t_end);
         }
 
+        if let Some(h) = &self.test_hook {
+            r.meter_warnings.push(format!(
+                "testing only: {TEST_MODEL_ENV}={h} replaced effbench's ONNX model; not a measurement of a workload"
+            ));
+        }
         let precision = self.runner.precision().to_string();
         if let Some(reason) = check::verdict(
             &precision,

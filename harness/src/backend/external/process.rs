@@ -276,10 +276,6 @@ impl RunnerProcess {
         let tail = String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<u8>>()).trim().to_string();
         RunnerError::new(&self.name, what, &self.last_sent, &self.last_received, tail)
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for RunnerProcess {
