@@ -60,19 +60,10 @@ impl Runner {
     ) -> Result<Runner> {
         let (reference, out_per_query) = session.outputs().context("computing effbench's reference answers")?;
         let reference_quality = session.score(&reference, out_per_query);
-        // The model first: a model that cannot be exported stops the run before a runner starts.
+        // The model and the inputs first: what cannot be exported stops the run before a runner
+        // starts.
         let (file, model_bytes, format, opset, input, output) =
             model_for_runner(spec, &session, &reference, out_per_query)?;
-        let work = crate::backend::external::session::work_dir(spec.id, &plan.out_dir);
-        if work.exists() {
-            std::fs::remove_dir_all(&work).with_context(|| format!("removing the old {}", work.display()))?;
-        }
-        let log = process::log_path(&plan.out_dir, spec.id);
-        let mut runner = RunnerSession::start(cfg, &work, &log)?;
-        let path = runner.write_file(file, &model_bytes)?;
-        drop(model_bytes);
-        let model = ModelRef { path: path.display().to_string(), format: format.into(), opset };
-
         let (rows, dim) = (session.inputs().rows(), session.inputs().dim);
         let (bytes, elem): (Vec<u8>, usize) = match (&session.inputs().values, input.dtype.as_str()) {
             (QueryValues::F32(v), "float32") => (v.iter().flat_map(|x| x.to_le_bytes()).collect(), 4),
@@ -84,6 +75,16 @@ impl Runner {
             Some(t) if t.iter().product::<usize>() == dim => std::iter::once(rows).chain(t).collect(),
             _ => bail!("the model's input shape {:?} does not hold {dim} values per query", input.shape),
         };
+        let work = crate::backend::external::session::work_dir(spec.id, &plan.out_dir);
+        if work.exists() {
+            std::fs::remove_dir_all(&work).with_context(|| format!("removing the old {}", work.display()))?;
+        }
+        let log = process::log_path(&plan.out_dir, spec.id);
+        let mut runner = RunnerSession::start(cfg, &work, &log)?;
+        let path = runner.write_file(file, &model_bytes)?;
+        drop(model_bytes);
+        let model = ModelRef { path: path.display().to_string(), format: format.into(), opset };
+
         let path = runner.write_file("inputs.bin", &bytes)?;
         let batch = session.batch();
         runner.load(spec.id, model, input.clone(), output, batch, threads)?;
