@@ -146,6 +146,39 @@ fn conformant_template_runner_gives_a_checked_valid_result() {
 }
 
 #[test]
+fn protocol_phases_come_in_order() {
+    let dir = tmp("order");
+    let log = dir.join("ops.log");
+    let toml = hostile_toml(&dir, "ok", 5.0, 5.0);
+    let r = run_with(&dir, &toml, WORKLOAD, "2", &[("HOSTILE_OP_LOG", log.to_str().unwrap())]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let ops = std::fs::read_to_string(&log).unwrap();
+    // Consecutive issues collapse into one `issue+` (their number depends on the window).
+    let mut seen: Vec<&str> = Vec::new();
+    for op in ops.lines() {
+        let op = if op == "issue" { "issue+" } else { op };
+        if seen.last() != Some(&op) || op != "issue+" {
+            seen.push(op);
+        }
+    }
+    let repeat = ["stats", "mark.begin", "issue+", "mark.end", "stats"];
+    let mut want = vec!["hello", "load", "load_samples", "warmup", "flush"];
+    want.extend(repeat);
+    want.extend(repeat);
+    want.extend(["flush", "unload", "shutdown"]);
+    assert_eq!(seen, want, "{ops}");
+    let res = r.result(WORKLOAD);
+    for rep in &res.repeats {
+        let issues = rep.runner.as_ref().unwrap().issues;
+        assert_eq!(issues, rep.units_processed / 1000, "every issue inside a window is counted in it");
+    }
+    assert_eq!(
+        ops.lines().filter(|l| *l == "issue").count() as u64,
+        res.repeats.iter().map(|r| r.runner.as_ref().unwrap().issues).sum::<u64>()
+    );
+}
+
+#[test]
 fn batches_per_issue_splits_a_pass_into_several_issues() {
     let dir = tmp("per-issue");
     let toml = dir.join("r.toml");
