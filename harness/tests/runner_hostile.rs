@@ -57,6 +57,10 @@ impl Ran {
 }
 
 fn run_with(dir: &Path, toml: &Path, workload: &str, repeats: &str, env: &[(&str, &str)]) -> Ran {
+    run_window(dir, toml, workload, repeats, env, "0.05")
+}
+
+fn run_window(dir: &Path, toml: &Path, workload: &str, repeats: &str, env: &[(&str, &str)], window: &str) -> Ran {
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env_remove("RAYON_NUM_THREADS").env_remove("EFFBENCH_BACKEND");
     c.env("EFFBENCH_TEST_RUNNER_MODEL", "reference-outputs");
@@ -66,7 +70,7 @@ fn run_with(dir: &Path, toml: &Path, workload: &str, repeats: &str, env: &[(&str
     let backend = format!("external:{}", toml.display());
     let out_dir = dir.join("out");
     c.args(["run", "--backend", &backend, "--workload", workload, "--repeat", repeats]);
-    c.args(["--idle-secs", "0", "--peak-secs", "0", "--fake-power", "10", "--min-window-secs", "0.05"]);
+    c.args(["--idle-secs", "0", "--peak-secs", "0", "--fake-power", "10", "--min-window-secs", window]);
     c.args(["--out", out_dir.to_str().unwrap()]);
     let t = Instant::now();
     let out = c.output().unwrap();
@@ -317,7 +321,11 @@ fn lower_precision_is_judged_by_quality_kept() {
 
 #[test]
 fn runner_power_telemetry_becomes_vendor_reported_energy() {
-    let r = hostile("power", "power", 5.0, &[]);
+    // A longer window, so the acknowledgements' trips (effbench's window is a little longer
+    // than the runner's) stay small beside it.
+    let dir = tmp("power");
+    let toml = hostile_toml(&dir, "power", 5.0, 5.0);
+    let r = run_window(&dir, &toml, WORKLOAD, "2", &[], "0.5");
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let res = r.result(WORKLOAD);
     let src = res.energy_sources.iter().find(|s| s.domain == "npu:0").expect("a source for npu:0");
@@ -329,7 +337,7 @@ fn runner_power_telemetry_becomes_vendor_reported_energy() {
         // 7 W over the window, in the runner's clock; effbench's window is a little longer
         // (it includes the last acknowledgement's trip).
         let expected = 7.0 * rep.wall_s.0;
-        assert!(npu > 0.8 * expected && npu <= 1.02 * expected, "npu {npu} J, 7 W x {} s", rep.wall_s.0);
+        assert!(npu > 0.9 * expected && npu <= 1.01 * expected, "npu {npu} J, 7 W x {} s", rep.wall_s.0);
         let cpu = rep.energy_j.by_domain["cpu"].0;
         assert!((rep.energy_j.total.0 - (npu + cpu)).abs() < 1e-9);
     }
