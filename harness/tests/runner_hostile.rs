@@ -275,6 +275,14 @@ fn files_left_behind_are_refused() {
 }
 
 #[test]
+fn outputs_of_the_wrong_shape_or_size_are_refused() {
+    let r = hostile("bad-shape", "bad-shape", 2.0, &[]);
+    assert_refused(&r, "bad-shape", &["shape [1000, 9]", "expected float32 with shape [1000, 10]"]);
+    let r = hostile("short-file", "short-file", 2.0, &[]);
+    assert_refused(&r, "short-file", &["has 39996 bytes", "40000 bytes"]);
+}
+
+#[test]
 fn runner_ignoring_sigterm_is_killed_after_the_grace() {
     let dir = tmp("ignore-term");
     let pid_file = dir.join("grandchild.pid");
