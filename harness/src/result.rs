@@ -172,6 +172,39 @@ pub struct Repeat {
     pub batch_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_unit: Option<Bytes>,
+    /// `--backend external:`: what the runner reported and how its answers were checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerRepeat>,
+}
+
+/// A repeat run through a runner (Runner Protocol v1). Counters are differences between the
+/// runner's `stats` before `mark begin` and after `mark end`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunnerRepeat {
+    /// The precision the runner declared in `load`; it decides the output check.
+    pub precision: String,
+    /// Time the runner says it spent computing inside the window (`stats.busy_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_s: Option<Seconds>,
+    /// `(wall_s - busy_s) / units_processed`: what the protocol and the file exchange add per
+    /// unit of work, as seen from effbench's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_per_unit_s: Option<Seconds>,
+    /// Host-to-device and device-to-host bytes the runner reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h2d_bytes: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d2h_bytes: Option<Bytes>,
+    /// Query input and output bytes effbench handed over and read back inside the window.
+    pub input_bytes: Bytes,
+    pub output_bytes: Bytes,
+    /// `issue` messages sent inside the window.
+    pub issues: u64,
+    /// Worst relative error of any output against effbench's f32 reference (see
+    /// `backend::external::check`).
+    pub max_rel_error: f64,
+    /// The workload's quality on effbench's own f32 answers, for the lower-precision rule.
+    pub reference_quality: f64,
 }
 
 /// One run: everything needed to compare it with a baseline later.

@@ -5,6 +5,10 @@
 //! Phase order (tested in tests/cli.rs): out dir checked -> meter started -> GEMM peak ->
 //! idle window -> per workload: data loaded (unmeasured) -> per repeat: net built from the
 //! seed (unmeasured) -> window [work] -> result + trace written.
+//!
+//! `--backend external:` runs inference workloads through a runner: see [`external`].
+
+mod external;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,6 +80,16 @@ pub fn energy_label(sources: &[SourceInfo]) -> &'static str {
 }
 
 pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Finished>> {
+    if matches!(plan.backend, Backend::External(_)) {
+        if let Some((spec, _)) = plan.workloads.iter().find(|(s, _)| s.kind == Kind::Train) {
+            anyhow::bail!(
+                "{}: a runner (--backend {}) runs inference workloads only in Runner Protocol v1; \
+                 run training workloads with --backend cpu, or pick inference workloads (`effbench list`)",
+                spec.id,
+                plan.backend
+            );
+        }
+    }
     let sensors = std::mem::take(&mut plan.sensors);
     let meter = Meter::start(sensors, plan.sample_hz).context("starting the energy meter")?;
     let plan = &plan;
@@ -140,14 +154,24 @@ fn run_workload(
     enum Work {
         Train(Box<dyn effbench_models::task::Task>),
         Infer(Box<InferSession>),
+        External(Box<external::Runner>),
     }
-    let work = match spec.kind {
+    let mut work = match spec.kind {
         Kind::Train => Work::Train(spec.build_task(&plan.data)?),
-        Kind::Infer => Work::Infer(Box::new(InferSession::new(spec, &plan.data, &plan.weights_dir, &dev)?)),
+        Kind::Infer => {
+            let session = InferSession::new(spec, &plan.data, &plan.weights_dir, &dev)?;
+            match &plan.backend {
+                Backend::External(cfg) => {
+                    Work::External(Box::new(external::Runner::start(plan, cfg, spec, session, threads)?))
+                }
+                _ => Work::Infer(Box::new(session)),
+            }
+        }
     };
     let flops_per_unit = match &work {
         Work::Train(_) => spec.flops_per_unit(spec.build_net(0, &dev)?.as_ref()),
         Work::Infer(s) => spec.flops_per_unit(s.net()),
+        Work::External(r) => spec.flops_per_unit(r.session.net()),
     };
 
     let mut result = RunResult {
@@ -197,13 +221,16 @@ fn run_workload(
         peak_flops_per_s: peak,
         summary: BTreeMap::new(),
     };
+    if let Work::External(r) = &work {
+        r.describe(&mut result);
+    }
     // Refuse an unwritable destination before the first repeat's work, not after it.
     result.write(&path).with_context(|| format!("writing {}", path.display()))?;
 
     let mut windows: Vec<(String, Mark, Mark)> = Vec::new();
     for seed in 0..plan.repeats as u64 {
         let started = Instant::now();
-        let repeat = match &work {
+        let repeat = match &mut work {
             Work::Train(task) => {
                 let recipe = recipe.expect("training workloads have a recipe");
                 let net = spec.build_net(seed, &dev)?;
@@ -242,6 +269,11 @@ fn run_workload(
                 wall_end(plan, wall_mark, &mut r)?;
                 r
             }
+            Work::External(runner) => {
+                let r = runner.repeat(plan, spec, seed, meter, idle_power, flops_per_unit, peak, &mut windows)?;
+                runner.describe(&mut result);
+                r
+            }
         };
         progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
         result.repeats.push(repeat);
@@ -255,6 +287,9 @@ fn run_workload(
         let refs: Vec<(&str, &[crate::meter::TraceRow])> =
             segments.iter().map(|(l, r)| (l.as_str(), r.as_slice())).collect();
         write_trace_csv(&trace_path, "phase", &refs).with_context(|| format!("writing {}", trace_path.display()))?;
+    }
+    if let Work::External(runner) = work {
+        runner.finish()?;
     }
     progress.workload_done(spec.id);
     Ok(Finished { path, result })
@@ -345,6 +380,7 @@ fn base_repeat(
         evaluations: None,
         batch_size: None,
         bytes_per_unit: None,
+        runner: None,
     }
 }
 

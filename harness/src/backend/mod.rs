@@ -1,6 +1,9 @@
-//! Where the math runs: the CPU, and with the `cuda` feature an NVIDIA GPU through candle.
-//! `external:FILE` is parsed so that asking for it gives an error that says what is missing,
-//! never a silent fall-back to the CPU.
+//! Where the math runs: the CPU through candle, with the `cuda` feature an NVIDIA GPU through
+//! candle, or a vendor's runner over Runner Protocol v1 (`external:FILE.toml`, see
+//! [`external`]). Asking for a backend that cannot run gives an error that says why, never a
+//! silent fall-back to the CPU.
+
+pub mod external;
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +18,8 @@ pub enum Backend {
         ordinal: usize,
         device: candle_core::Device,
     },
+    /// A runner described by a TOML file; effbench's own reference math stays on the CPU.
+    External(Box<external::RunnerConfig>),
 }
 
 impl PartialEq for Backend {
@@ -35,10 +40,8 @@ pub enum BackendError {
     CudaNotCompiled(String),
     #[error("backend {0:?}: {1}; check `nvidia-smi`, pick another GPU with cuda:N, or use --backend cpu")]
     CudaUnavailable(String, String),
-    #[error(
-        "backend {0:?}: the runner protocol (external:FILE.toml) is not implemented in this version; use --backend cpu"
-    )]
-    ExternalNotImplemented(String),
+    #[error("backend external: {0}")]
+    External(String),
     #[error("unknown backend {0:?}; valid: cpu, cuda:N, external:PATH.toml")]
     Unknown(String),
 }
@@ -62,8 +65,10 @@ impl FromStr for Backend {
             let ordinal = ordinal?;
             return open_cuda(s, ordinal);
         }
-        if s.starts_with("external:") {
-            return Err(BackendError::ExternalNotImplemented(s.to_string()));
+        if let Some(path) = s.strip_prefix("external:") {
+            return external::RunnerConfig::load(std::path::Path::new(path))
+                .map(|c| Backend::External(Box::new(c)))
+                .map_err(|e| BackendError::External(e.to_string()));
         }
         Err(BackendError::Unknown(s.to_string()))
     }
@@ -98,6 +103,7 @@ impl fmt::Display for Backend {
             Backend::Cpu => f.write_str("cpu"),
             #[cfg(feature = "cuda")]
             Backend::Cuda { ordinal, .. } => write!(f, "cuda:{ordinal}"),
+            Backend::External(c) => write!(f, "external:{}", c.path.display()),
         }
     }
 }
@@ -105,7 +111,7 @@ impl fmt::Display for Backend {
 impl Backend {
     pub fn device(&self) -> candle_core::Device {
         match self {
-            Backend::Cpu => candle_core::Device::Cpu,
+            Backend::Cpu | Backend::External(_) => candle_core::Device::Cpu,
             #[cfg(feature = "cuda")]
             Backend::Cuda { device, .. } => device.clone(),
         }
@@ -121,7 +127,8 @@ impl Backend {
     /// [`Backend::host_domains`]), never estimated into a GPU figure.
     pub fn domains(&self) -> Vec<String> {
         match self {
-            Backend::Cpu => vec!["cpu".into()],
+            // A runner's own device reports through `stats`; the host CPU still does its share.
+            Backend::Cpu | Backend::External(_) => vec!["cpu".into()],
             #[cfg(feature = "cuda")]
             Backend::Cuda { ordinal, .. } => vec![format!("gpu:{ordinal}")],
         }
@@ -131,7 +138,7 @@ impl Backend {
     /// source covers them (the host CPU that feeds a GPU), without an estimate standing in.
     pub fn host_domains(&self) -> Vec<String> {
         match self {
-            Backend::Cpu => vec![],
+            Backend::Cpu | Backend::External(_) => vec![],
             #[cfg(feature = "cuda")]
             Backend::Cuda { .. } => vec!["cpu".into()],
         }
@@ -145,8 +152,8 @@ mod tests {
     #[test]
     fn parses_cpu_and_refuses_the_rest_with_reasons() {
         assert_eq!("cpu".parse::<Backend>(), Ok(Backend::Cpu));
-        let e = "external:r.toml".parse::<Backend>().unwrap_err().to_string();
-        assert!(e.contains("not implemented"), "{e}");
+        let e = "external:/nonexistent/r.toml".parse::<Backend>().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/r.toml") && e.contains("cannot read"), "{e}");
         assert!(matches!("tpu".parse::<Backend>(), Err(BackendError::Unknown(_))));
         assert!(matches!("cuda:x".parse::<Backend>(), Err(BackendError::Unknown(_))));
         assert!(matches!("cudax".parse::<Backend>(), Err(BackendError::Unknown(_))));

@@ -31,7 +31,8 @@ pub struct RunArgs {
     /// Training recipe: a shipped name (see `effbench list`) or a path to a TOML file.
     #[arg(long, default_value = "baseline", value_name = "NAME|PATH")]
     pub recipe: String,
-    /// Where the math runs: cpu (cuda:N and external:FILE.toml come in later versions).
+    /// Where the math runs: cpu, or external:RUNNER.toml (a vendor runner, inference only; see
+    /// docs/runner-protocol.md). cuda:N comes in a later version.
     #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
     pub backend: String,
     /// Repeats per workload; repeat i uses seed i.

@@ -30,6 +30,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         evaluations: Some(vec![Evaluation { samples: 48_000, quality: 0.96 }]),
         batch_size: None,
         bytes_per_unit: None,
+        runner: None,
     }
 }
 

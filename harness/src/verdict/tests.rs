@@ -38,6 +38,7 @@ fn repeat(seed: u64, x: f64) -> Repeat {
         evaluations: None,
         batch_size: None,
         bytes_per_unit: None,
+        runner: None,
     }
 }
 

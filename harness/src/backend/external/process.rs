@@ -1,0 +1,391 @@
+//! The runner as a child process: its own process group, a writer thread for stdin (so a runner
+//! that stops reading cannot block effbench), a reader thread for stdout (lines into a channel,
+//! so every wait has a deadline), and stderr copied to a log file with its tail kept for error
+//! messages. Stopping is SIGTERM to the group, then SIGKILL after [`KILL_GRACE`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::proto::{Op, ReplyHead, Request, PROTOCOL};
+use super::RunnerError;
+
+/// Time between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// A reply line longer than this is refused (bulk data travels in files, never inline).
+const MAX_LINE: u64 = 1 << 20;
+/// How much of the runner's stderr an error quotes.
+const STDERR_TAIL: usize = 1500;
+/// How much of a message an error quotes.
+const QUOTE: usize = 300;
+
+enum Line {
+    Text(String),
+    TooLong,
+    Eof,
+    Failed(String),
+}
+
+pub struct RunnerProcess {
+    name: String,
+    child: Child,
+    to_stdin: Option<Sender<String>>,
+    lines: Receiver<Line>,
+    stderr_tail: Arc<Mutex<VecDeque<u8>>>,
+    next_id: u64,
+    /// Replies that arrived while waiting for another id (issues may complete out of order).
+    early: HashMap<u64, (ReplyHead, serde_json::Value)>,
+    /// Outstanding requests by id: the op's name.
+    outstanding: HashMap<u64, &'static str>,
+    last_sent: String,
+    last_received: String,
+    stopped: bool,
+}
+
+impl RunnerProcess {
+    /// Starts `argv` in `cwd` with `env` added; stderr goes to `log`.
+    pub fn spawn(
+        name: &str,
+        argv: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        cwd: &Path,
+        log: &Path,
+    ) -> Result<RunnerProcess, RunnerError> {
+        let fail = |what: String| RunnerError::new(name, what, "nothing yet", "nothing yet", String::new());
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(env)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot start {:?}: {e}; check `command` in the runner TOML (relative paths are \
+                     resolved against its directory; the reference runner needs `bash runners/reference/setup.sh`)",
+                    argv.join(" ")
+                ))
+            })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        let (tx_in, rx_in) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut stdin = stdin;
+            for line in rx_in {
+                if stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).is_err() {
+                    break; // the runner has gone; the reader sees EOF and reports it
+                }
+            }
+        });
+
+        let (tx_lines, lines) = mpsc::channel();
+        std::thread::spawn(move || read_lines(stdout, tx_lines));
+
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let tail = Arc::clone(&stderr_tail);
+        let mut log_file = File::create(log).ok();
+        std::thread::spawn(move || {
+            let mut stderr = stderr;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Some(f) = log_file.as_mut() {
+                    let _ = f.write_all(&buf[..n]);
+                }
+                let mut t = tail.lock().unwrap_or_else(PoisonError::into_inner);
+                t.extend(&buf[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        });
+
+        Ok(RunnerProcess {
+            name: name.to_string(),
+            child,
+            to_stdin: Some(tx_in),
+            lines,
+            stderr_tail,
+            next_id: 1,
+            early: HashMap::new(),
+            outstanding: HashMap::new(),
+            last_sent: "nothing yet".into(),
+            last_received: "nothing yet".into(),
+            stopped: false,
+        })
+    }
+
+    /// Sends a request without waiting; returns its id.
+    pub fn send(&mut self, op: &Op) -> Result<u64, RunnerError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::to_string(&Request { v: PROTOCOL, id, op }).expect("requests serialise");
+        self.last_sent = quote(&line);
+        line.push('\n');
+        let sent = self.to_stdin.as_ref().is_some_and(|tx| tx.send(line).is_ok());
+        if !sent {
+            return Err(self.fail(format!("cannot send `{}`: the runner's stdin is closed", op.name())));
+        }
+        self.outstanding.insert(id, op.name());
+        Ok(id)
+    }
+
+    /// Waits at most `timeout` for the reply to request `id`. An `ok:false` reply is an error
+    /// naming the runner's code and message. Returns the whole reply object.
+    pub fn wait(&mut self, id: u64, timeout: Duration) -> Result<serde_json::Value, RunnerError> {
+        let op = self.outstanding.get(&id).copied().unwrap_or("?");
+        let deadline = Instant::now() + timeout;
+        let (head, value) = loop {
+            if let Some(r) = self.early.remove(&id) {
+                break r;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.fail(format!(
+                        "no reply to `{op}` (id {id}) within {:.3} s (the watchdog); the runner was stopped",
+                        timeout.as_secs_f64()
+                    )))
+                }
+                Err(RecvTimeoutError::Disconnected) => Line::Eof,
+            };
+            let text = match line {
+                Line::Text(t) => t,
+                Line::TooLong => {
+                    return Err(self.fail(format!(
+                        "a line on stdout is longer than {MAX_LINE} bytes while waiting for `{op}`; \
+                         bulk data must travel in files"
+                    )))
+                }
+                Line::Failed(e) => return Err(self.fail(format!("cannot read the runner's stdout: {e}"))),
+                Line::Eof => {
+                    let status = self.exit_status(Duration::from_millis(500));
+                    return Err(self.fail(format!(
+                        "the runner closed stdout ({}) while effbench waited for the reply to `{op}` (id {id})",
+                        status.map_or("still running".into(), |s| format!("exited: {s}"))
+                    )));
+                }
+            };
+            self.last_received = quote(&text);
+            let value: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                _ => {
+                    return Err(self.fail(format!(
+                        "the runner printed something that is not a JSON object on stdout: {}; \
+                         stdout carries protocol messages only (logs go to stderr)",
+                        quote(&text)
+                    )))
+                }
+            };
+            let head: ReplyHead = match serde_json::from_value(value.clone()) {
+                Ok(h) => h,
+                Err(e) => return Err(self.fail(format!("malformed reply ({e}); every reply needs v, re and ok"))),
+            };
+            if head.v != PROTOCOL {
+                return Err(self.fail(format!(
+                    "reply in protocol version {} but effbench speaks version {PROTOCOL}; update the runner",
+                    head.v
+                )));
+            }
+            if self.outstanding.remove(&head.re).is_none() {
+                return Err(self.fail(format!("reply to id {} which is not an outstanding request", head.re)));
+            }
+            if head.re == id {
+                break (head, value);
+            }
+            self.early.insert(head.re, (head, value));
+        };
+        self.outstanding.remove(&id);
+        if !head.ok {
+            let e = head.error.unwrap_or(super::proto::ReplyError { code: String::new(), msg: String::new() });
+            return Err(self.fail(format!("the runner refused `{op}` (id {id}): [{}] {}", e.code, e.msg)));
+        }
+        Ok(value)
+    }
+
+    /// Sends `op` and waits for its reply.
+    pub fn call(&mut self, op: &Op, timeout: Duration) -> Result<serde_json::Value, RunnerError> {
+        let id = self.send(op)?;
+        self.wait(id, timeout)
+    }
+
+    /// Polite end: `shutdown`, then wait for the exit; a runner that does not go is stopped.
+    pub fn shutdown(&mut self, timeout: Duration) -> Result<(), RunnerError> {
+        let r = self.call(&Op::Shutdown, timeout);
+        self.to_stdin = None; // EOF on its stdin
+        if r.is_ok() && self.exit_status(timeout).is_none() {
+            return Err(self.fail(format!(
+                "the runner answered `shutdown` but did not exit within {:.3} s; it was stopped",
+                timeout.as_secs_f64()
+            )));
+        }
+        self.stop();
+        r.map(|_| ())
+    }
+
+    /// SIGTERM to the process group, SIGKILL after [`KILL_GRACE`], then reap. Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.to_stdin = None;
+        let group = format!("-{}", self.child.id());
+        let signal = |sig: &str| {
+            let _ = Command::new("kill").args([sig, "--", &group]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        };
+        // The group may hold children even after the leader exited; signal it either way.
+        signal("-TERM");
+        if self.exit_status(KILL_GRACE).is_none() {
+            signal("-KILL");
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Stops the runner and builds the error: the runner's name, what went wrong, the last
+    /// message each way and the tail of its stderr.
+    pub fn fail(&mut self, what: String) -> RunnerError {
+        self.stop();
+        // Give the stderr thread a moment to collect the runner's last words.
+        std::thread::sleep(Duration::from_millis(20));
+        let tail = self.stderr_tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<u8>>()).trim().to_string();
+        RunnerError::new(&self.name, what, &self.last_sent, &self.last_received, tail)
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_lines(stdout: impl Read, tx: Sender<Line>) {
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let mut buf = Vec::new();
+        match reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Line::Eof);
+                return;
+            }
+            Ok(_) if buf.last() != Some(&b'\n') && buf.len() as u64 >= MAX_LINE => {
+                let _ = tx.send(Line::TooLong);
+                return;
+            }
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf).trim_end().to_string();
+                if text.is_empty() {
+                    continue;
+                }
+                if tx.send(Line::Text(text)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Line::Failed(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    if s.chars().count() <= QUOTE {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(QUOTE).collect::<String>())
+    }
+}
+
+/// The log file for a runner's stderr next to a workload's result.
+pub fn log_path(out_dir: &Path, workload: &str) -> PathBuf {
+    out_dir.join(format!("{workload}.runner.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "runner" that is a shell script: it reads `n` requests, then prints `replies`.
+    fn sh(n: usize, replies: &str) -> (RunnerProcess, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = format!("for i in $(seq {n}); do read line; done; printf '{replies}'; sleep 5");
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        let p = RunnerProcess::spawn("sh", &argv, &Default::default(), dir.path(), &dir.path().join("log")).unwrap();
+        (p, dir)
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn replies_may_come_out_of_order() {
+        let (mut p, _d) = sh(2, r#"{"v":1,"re":2,"ok":true,"x":2}\n{"v":1,"re":1,"ok":true,"x":1}\n"#);
+        let a = p.send(&Op::Stats).unwrap();
+        let b = p.send(&Op::Flush).unwrap();
+        assert_eq!(p.wait(a, T).unwrap()["x"], 1);
+        assert_eq!(p.wait(b, T).unwrap()["x"], 2);
+    }
+
+    #[test]
+    fn refusal_quotes_code_and_message() {
+        let (mut p, _d) = sh(1, r#"{"v":1,"re":1,"ok":false,"error":{"code":"OOM","msg":"no device memory"}}\n"#);
+        let e = p.call(&Op::Flush, T).unwrap_err().to_string();
+        assert!(e.contains("refused `flush`") && e.contains("[OOM] no device memory"), "{e}");
+    }
+
+    #[test]
+    fn other_version_and_unknown_ids_are_protocol_errors() {
+        let (mut p, _d) = sh(1, r#"{"v":2,"re":1,"ok":true}\n"#);
+        let e = p.call(&Op::Flush, T).unwrap_err().to_string();
+        assert!(e.contains("protocol version 2"), "{e}");
+        let (mut p, _d) = sh(1, r#"{"v":1,"re":7,"ok":true}\n"#);
+        let e = p.call(&Op::Flush, T).unwrap_err().to_string();
+        assert!(e.contains("id 7 which is not an outstanding request"), "{e}");
+        let (mut p, _d) = sh(1, r#"{"v":1,"ok":true}\n"#);
+        let e = p.call(&Op::Flush, T).unwrap_err().to_string();
+        assert!(e.contains("malformed reply"), "{e}");
+    }
+
+    #[test]
+    fn the_error_names_the_last_messages_and_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "read line; echo 'driver says hi' >&2; echo '{\"v\":1,\"re\":1,\"ok\":true}'; read line; exit 7";
+        let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let mut p =
+            RunnerProcess::spawn("r1", &argv, &Default::default(), dir.path(), &dir.path().join("log")).unwrap();
+        p.call(&Op::Stats, T).unwrap();
+        let e = p.call(&Op::Unload, T).unwrap_err();
+        assert_eq!(e.runner, "r1");
+        assert!(e.what.contains("closed stdout") && e.what.contains("exit status: 7"), "{}", e.what);
+        assert!(e.last_sent.contains(r#""op":"unload""#), "{}", e.last_sent);
+        assert!(e.last_received.contains(r#""re":1"#), "{}", e.last_received);
+        assert!(e.stderr_tail.contains("driver says hi"), "{}", e.stderr_tail);
+        // The log file has the runner's stderr too.
+        assert!(std::fs::read_to_string(dir.path().join("log")).unwrap().contains("driver says hi"));
+    }
+}

@@ -1,0 +1,306 @@
+//! One workload's conversation with a runner, and the work directory it shares with it:
+//!
+//! ```text
+//! WORK/              the runner's working directory, created empty by effbench
+//!   model.onnx       written by effbench
+//!   inputs.bin       every query's input, raw little-endian, row-major
+//!   outputs/         the runner writes each issue's outputs to the path effbench names here;
+//!                    effbench reads and deletes each one
+//! ```
+//!
+//! Anything else that appears in WORK (or an output the runner reports at another path) is a
+//! leak: the run stops with an error naming the files. The directory is removed when the
+//! session ends, cleanly or not (the runner is stopped first).
+//!
+//! WORK is on tmpfs (`/dev/shm`) where there is one: output files are created and deleted for
+//! every issue, which costs ~50 µs each there and on ext4, but rewriting one file in place costs
+//! milliseconds on ext4 (its truncate-and-rewrite flush).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::config::{RunnerConfig, PRECISIONS};
+use super::process::RunnerProcess;
+use super::proto::{
+    HelloReply, IoDecl, IssueReply, LoadReply, MarkReply, ModelRef, Op, StatsReply, TensorFile, PROTOCOL,
+};
+use super::RunnerError;
+
+pub struct RunnerSession {
+    cfg: RunnerConfig,
+    proc: RunnerProcess,
+    hello: HelloReply,
+    precision: String,
+    work: PathBuf,
+    outputs: PathBuf,
+    own: BTreeSet<String>,
+    next_file: u64,
+}
+
+/// A pass whose issues are sent: (request id, output path, rows) per issue.
+pub struct PendingPass {
+    sent: Vec<(u64, PathBuf, usize)>,
+    rows: usize,
+}
+
+/// One pass's answers, in query order, and what moving them cost.
+pub struct PassOutput {
+    pub values: Vec<f32>,
+    /// `issue` messages sent.
+    pub issues: u64,
+    /// Bytes of the output files read back.
+    pub output_bytes: u64,
+}
+
+impl RunnerSession {
+    /// Creates `work` (which must not exist), starts the runner there and says `hello`.
+    pub fn start(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
+        let started = Self::start_in(cfg, work, log);
+        if started.is_err() {
+            let _ = std::fs::remove_dir_all(work); // the runner is stopped already
+        }
+        started
+    }
+
+    fn start_in(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
+        let setup = |what: String| RunnerError::new(&cfg.name, what, "nothing yet", "nothing yet", String::new());
+        let outputs = work.join("outputs");
+        std::fs::create_dir_all(&outputs)
+            .map_err(|e| setup(format!("cannot create the work directory {}: {e}", outputs.display())))?;
+        let work = std::path::absolute(work).unwrap_or_else(|_| work.to_path_buf());
+        let outputs = work.join("outputs");
+        let mut proc = RunnerProcess::spawn(&cfg.name, &cfg.command, &cfg.env, &work, log)?;
+        let hello = Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL] };
+        let reply = proc.call(&hello, cfg.startup_timeout)?;
+        let hello: HelloReply = serde_json::from_value(reply)
+            .map_err(|e| proc.fail(format!("malformed reply to `hello`: {e}; see docs/runner-protocol.md")))?;
+        if hello.protocol != PROTOCOL {
+            return Err(proc.fail(format!(
+                "the runner chose protocol version {} but effbench speaks only version {PROTOCOL}; \
+                 use a runner (or an effbench) that supports Runner Protocol v{PROTOCOL}",
+                hello.protocol
+            )));
+        }
+        Ok(RunnerSession {
+            cfg: cfg.clone(),
+            proc,
+            hello,
+            precision: String::new(),
+            work,
+            outputs,
+            own: BTreeSet::from(["outputs".to_string()]),
+            next_file: 0,
+        })
+    }
+
+    pub fn hello(&self) -> &HelloReply {
+        &self.hello
+    }
+
+    /// The precision the runner declared in its `load` reply.
+    pub fn precision(&self) -> &str {
+        &self.precision
+    }
+
+    /// The energy domain of the runner's device (`hello.device.domain`, default `accel:0`).
+    pub fn domain(&self) -> String {
+        self.hello.device.domain.clone().unwrap_or_else(|| "accel:0".into())
+    }
+
+    pub fn config(&self) -> &RunnerConfig {
+        &self.cfg
+    }
+
+    /// Writes a file effbench hands the runner into the work directory.
+    pub fn write_file(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, RunnerError> {
+        let path = self.work.join(name);
+        std::fs::write(&path, bytes).map_err(|e| self.proc.fail(format!("cannot write {}: {e}", path.display())))?;
+        self.own.insert(name.to_string());
+        Ok(path)
+    }
+
+    pub fn load(
+        &mut self,
+        workload: &str,
+        model: ModelRef,
+        input: IoDecl,
+        output: IoDecl,
+        batch: usize,
+        threads: usize,
+    ) -> Result<(), RunnerError> {
+        let precision = self.cfg.precision.clone();
+        let op = Op::Load { workload: workload.into(), model, input, output, precision, batch, threads };
+        let reply = self.proc.call(&op, self.cfg.startup_timeout)?;
+        let load: LoadReply =
+            serde_json::from_value(reply).map_err(|e| self.proc.fail(format!("malformed reply to `load`: {e}")))?;
+        if !PRECISIONS.contains(&load.precision.as_str()) {
+            return Err(self.proc.fail(format!(
+                "the runner declared precision {:?}; effbench knows {}",
+                load.precision,
+                PRECISIONS.join(", ")
+            )));
+        }
+        self.precision = load.precision;
+        Ok(())
+    }
+
+    pub fn load_samples(&mut self, input: TensorFile) -> Result<(), RunnerError> {
+        self.proc.call(&Op::LoadSamples { input }, self.cfg.startup_timeout).map(|_| ())
+    }
+
+    /// The runner runs every sample once, unmeasured, and discards the answers; then `flush`.
+    pub fn warmup(&mut self, rows: usize, batch: usize) -> Result<(), RunnerError> {
+        self.proc.call(&Op::Warmup { start: 0, rows, batch }, self.cfg.startup_timeout)?;
+        self.proc.call(&Op::Flush, self.cfg.startup_timeout).map(|_| ())
+    }
+
+    /// `mark` begin/end; returns the runner's CLOCK_MONOTONIC (ns) when its queue had drained.
+    pub fn mark(&mut self, name: &str, phase: &str) -> Result<u64, RunnerError> {
+        let reply = self.proc.call(&Op::Mark { name: name.into(), phase: phase.into() }, self.cfg.timeout)?;
+        let m: MarkReply =
+            serde_json::from_value(reply).map_err(|e| self.proc.fail(format!("malformed reply to `mark`: {e}")))?;
+        Ok(m.t_mono_ns)
+    }
+
+    pub fn stats(&mut self) -> Result<StatsReply, RunnerError> {
+        let reply = self.proc.call(&Op::Stats, self.cfg.timeout)?;
+        serde_json::from_value(reply).map_err(|e| self.proc.fail(format!("malformed reply to `stats`: {e}")))
+    }
+
+    /// One pass over `rows` samples in batches of `batch` rows: [`Self::send_pass`] then
+    /// [`Self::collect`].
+    pub fn pass(&mut self, rows: usize, batch: usize, out_per_row: usize) -> Result<PassOutput, RunnerError> {
+        let pending = self.send_pass(rows, batch)?;
+        self.collect(pending, out_per_row)
+    }
+
+    /// Sends one pass's issues back to back (`batches_per_issue` batches each, default the
+    /// whole pass) without waiting. Every issue gets a new file name: creating a file is much
+    /// cheaper than truncating one on ext4.
+    pub fn send_pass(&mut self, rows: usize, batch: usize) -> Result<PendingPass, RunnerError> {
+        let batch = batch.max(1);
+        let per_issue = self.cfg.batches_per_issue.map_or(rows, |b| b * batch).max(1);
+        let mut sent = Vec::new();
+        for start in (0..rows).step_by(per_issue) {
+            let n = per_issue.min(rows - start);
+            self.next_file += 1;
+            let path = self.outputs.join(format!("o{}.bin", self.next_file));
+            let op = Op::Issue { start, rows: n, batch, output: path.display().to_string() };
+            sent.push((self.proc.send(&op)?, path, n));
+        }
+        Ok(PendingPass { sent, rows })
+    }
+
+    /// Waits for a pass's completions; each output file is read, checked for shape and place,
+    /// and deleted.
+    pub fn collect(&mut self, pending: PendingPass, out_per_row: usize) -> Result<PassOutput, RunnerError> {
+        let PendingPass { sent, rows } = pending;
+        let mut values = Vec::with_capacity(rows * out_per_row);
+        let mut output_bytes = 0;
+        for (id, path, n) in &sent {
+            let reply = self.proc.wait(*id, self.cfg.timeout)?;
+            let done: IssueReply = serde_json::from_value(reply)
+                .map_err(|e| self.proc.fail(format!("malformed completion of `issue` (id {id}): {e}")))?;
+            output_bytes += self.take_output(&done.output, path, *n, out_per_row, &mut values)?;
+        }
+        Ok(PassOutput { values, issues: sent.len() as u64, output_bytes })
+    }
+
+    fn take_output(
+        &mut self,
+        got: &TensorFile,
+        named: &Path,
+        rows: usize,
+        per_row: usize,
+        into: &mut Vec<f32>,
+    ) -> Result<u64, RunnerError> {
+        if Path::new(&got.path) != named {
+            return Err(self.proc.fail(format!(
+                "the runner reported its output at {} but effbench named {}: runners write only where they are told",
+                got.path,
+                named.display()
+            )));
+        }
+        let shape_ok = got.shape.first() == Some(&rows) && got.shape.iter().skip(1).product::<usize>() == per_row;
+        if got.dtype != "float32" || !shape_ok {
+            return Err(self.proc.fail(format!(
+                "output {}: dtype {} shape {:?}, expected float32 with shape [{rows}, {per_row}]",
+                got.path, got.dtype, got.shape
+            )));
+        }
+        let bytes = std::fs::read(named)
+            .map_err(|e| self.proc.fail(format!("cannot read the output file {}: {e}", named.display())))?;
+        if bytes.len() != rows * per_row * 4 {
+            return Err(self.proc.fail(format!(
+                "output {} has {} bytes; [{rows}, {per_row}] float32 is {} bytes",
+                named.display(),
+                bytes.len(),
+                rows * per_row * 4
+            )));
+        }
+        let _ = std::fs::remove_file(named);
+        into.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        Ok(bytes.len() as u64)
+    }
+
+    /// With nothing in flight (after `mark end`), the outputs directory must be empty: effbench
+    /// has read and deleted every file it named.
+    pub fn check_outputs_dir(&mut self) -> Result<(), RunnerError> {
+        let left = list(&self.outputs);
+        if !left.is_empty() {
+            return Err(self.proc.fail(format!(
+                "the runner left files effbench did not ask for in {}: {}",
+                self.outputs.display(),
+                left.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// `flush`, `unload`, the leak check, `shutdown`; the work directory is removed when all
+    /// is clean.
+    pub fn finish(mut self) -> Result<(), RunnerError> {
+        self.proc.call(&Op::Flush, self.cfg.timeout)?;
+        self.proc.call(&Op::Unload, self.cfg.timeout)?;
+        self.check_outputs_dir()?;
+        let extra: Vec<String> = list(&self.work).into_iter().filter(|n| !self.own.contains(n)).collect();
+        if !extra.is_empty() {
+            return Err(self.proc.fail(format!(
+                "the runner left files in its work directory {}: {}; a runner keeps caches outside it",
+                self.work.display(),
+                extra.join(", ")
+            )));
+        }
+        self.proc.shutdown(self.cfg.timeout.max(Duration::from_secs(1)))?;
+        Ok(())
+    }
+}
+
+impl Drop for RunnerSession {
+    fn drop(&mut self) {
+        self.proc.stop();
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// Where a workload's work directory goes: `/dev/shm` when it is a writable directory, else
+/// `fallback` (the run's output directory).
+pub fn work_dir(workload: &str, fallback: &Path) -> PathBuf {
+    let name = format!("effbench-{}-{workload}.runner-work", std::process::id());
+    let shm = Path::new("/dev/shm");
+    let probe = shm.join(format!("{name}.probe"));
+    if shm.is_dir() && std::fs::write(&probe, b"").is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        return shm.join(name);
+    }
+    fallback.join(name)
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
