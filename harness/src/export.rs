@@ -33,9 +33,9 @@ pub const MODEL_FILE: &str = "model.onnx";
 pub const INPUTS_FILE: &str = "inputs.bin";
 pub const OUTPUTS_FILE: &str = "reference_outputs.bin";
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The f32 tolerance an exported model's (or a runner's) outputs are held to, as a
-/// [`max_relative_error`].
-pub const F32_TOLERANCE: f64 = 1e-4;
+/// The f32 tolerance an exported model's (or a runner's) outputs are held to: the maximum
+/// relative error of [`crate::backend::external::check::compare`] (one definition for both).
+pub const F32_TOLERANCE: f64 = crate::backend::external::check::F32_MAX_REL;
 
 /// `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +54,7 @@ pub struct Manifest {
     pub queries: usize,
     /// The workload's quality computed from the reference outputs.
     pub reference_quality: Quality,
-    /// The f32 tolerance outputs are held to (max relative error, see `max_relative_error`).
+    /// The f32 tolerance outputs are held to (max relative error, see `backend::external::check::compare`).
     pub f32_tolerance: f64,
 }
 
@@ -264,52 +264,9 @@ pub fn export_bundles(
     Ok(done)
 }
 
-/// The largest relative error of `got` against the reference `want`, and where it is.
-///
-/// Relative error of one value: |got - want| / max(|want|, floor), with floor = 1% of the
-/// largest |want| of the whole output: relative for values of at least 1% of the output's
-/// magnitude, absolute (1e-4 of that 1%, i.e. 1e-6 of the largest value) below. Why a floor:
-/// f32 rounding error of a sum scales with its terms, not its result, so an output near zero
-/// (large terms that cancel) carries an absolute error of a few ulps of the output's magnitude
-/// whoever computes it. Measured: candle's own outputs at batch 1 and at batch 250 differ by up
-/// to 7e-7 of the largest value, which a floor of 0.1% would already call 2e-4 "relative";
-/// with 1% they are within 4e-5. A wrong weight or a transposed matrix gives errors of 1e-2
-/// and more. A NaN anywhere, or a length mismatch, is an infinite error.
-pub fn max_relative_error(got: &[f32], want: &[f32]) -> (f64, usize) {
-    if got.len() != want.len() {
-        return (f64::INFINITY, 0);
-    }
-    let scale = want.iter().fold(0f64, |m, &w| m.max((w as f64).abs()));
-    let floor = (1e-2 * scale).max(f64::MIN_POSITIVE);
-    let mut worst = (0.0, 0);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let e = ((g as f64) - (w as f64)).abs() / (w as f64).abs().max(floor);
-        let e = if e.is_nan() { f64::INFINITY } else { e };
-        if e > worst.0 {
-            worst = (e, i);
-        }
-    }
-    worst
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_error_uses_a_floor_scaled_to_the_output() {
-        let want = [1000.0, 0.0, -50.0];
-        assert_eq!(max_relative_error(&want, &want), (0.0, 0));
-        // 0.01 off a value of 0: the floor is 10, so 1e-3
-        let (e, i) = max_relative_error(&[1000.0, 0.01, -50.0], &want);
-        assert!((e - 1e-3).abs() < 1e-9 && i == 1, "{e} at {i}");
-        // 0.05 off -50 (above the floor): 1e-3 relative to 50
-        let (e, i) = max_relative_error(&[1000.0, 0.0, -50.05], &want);
-        assert!((e - 1e-3).abs() < 1e-6 && i == 2, "{e} at {i}");
-        assert_eq!(max_relative_error(&[f32::NAN, 0.0, -50.0], &want).0, f64::INFINITY);
-        assert_eq!(max_relative_error(&[1.0], &want).0, f64::INFINITY);
-        assert_eq!(max_relative_error(&[0.0], &[0.0]).0, 0.0);
-    }
 
     #[test]
     fn training_and_unknown_workloads_are_refused_by_name() {

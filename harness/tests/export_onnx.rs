@@ -1,6 +1,6 @@
 //! `effbench export`: every inference workload's ONNX model, run in onnxruntime (CPU execution
 //! provider) through `runners/reference/check_export.py`, must reproduce candle's outputs
-//! (f32, max relative error 1e-4 as `effbench::export::max_relative_error` defines it), at the
+//! (f32, max relative error 1e-4 as `effbench::backend::external::check::compare` defines it), at the
 //! workload's batch size and at batch 1; and a wrong model must fail that check.
 //!
 //! Needs the reference runner's Python environment: `bash runners/reference/setup.sh` (CI runs

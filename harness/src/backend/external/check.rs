@@ -6,7 +6,12 @@
 //!   `|got_i - want_i| / max(|want_i|, FLOOR × max_j |want_j|)`: values near zero are measured
 //!   against 1% of the row's largest magnitude, so summation-order noise on a logit close to 0
 //!   does not count as a wrong answer, while an error the size of the row's own values does.
-//!   NaN or infinity is an infinite error.
+//!   NaN or infinity is an infinite error. Why a floor: f32 rounding error of a sum scales with
+//!   its terms, not its result, so an output near zero (large terms that cancel) carries an
+//!   absolute error of a few ulps of the row's magnitude whoever computes it; candle's own
+//!   answers at batch 1 and at batch 250 differ by up to 7e-7 of the largest value. A wrong
+//!   weight or a transposed matrix gives errors of 1e-2 and more. The same rule checks an
+//!   exported model against onnxruntime (`effbench export`, runners/reference/check_export.py).
 //! - **int8 / bf16 / f16** (declared by the runner): the workload's quality on the query set must
 //!   stay within 1% of effbench's f32 answers: `q >= 0.99 × q_ref` where higher is better
 //!   (accuracy, AUC); `q <= q_ref / 0.99` where lower is better (the language model's loss).
