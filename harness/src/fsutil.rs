@@ -1,5 +1,6 @@
-//! Small filesystem helpers: atomic writes (so a crash never leaves half a result file) and the
-//! process's peak resident memory (so each repeat can report its own peak).
+//! Small OS helpers: atomic writes (so a crash never leaves half a result file), the
+//! process's peak resident memory (so each repeat can report its own peak), and signalling a
+//! child's process group.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -88,6 +89,17 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
         Some(_) => return None,
     };
     value.checked_mul(multiplier)
+}
+
+/// Sends `signal` (`"-TERM"`, `"-KILL"`) to the process group `pgid` leads (a child spawned
+/// with `process_group(0)`), grandchildren included. std has no killpg, so the `kill` utility
+/// sends it; a group that is already gone is not an error.
+pub fn signal_process_group(pgid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([signal, "--", &format!("-{pgid}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 #[cfg(test)]

@@ -251,13 +251,9 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<String> {
 }
 
 /// SIGKILL to the command's process group (it leads one: `process_group(0)`), then to the
-/// shell itself, then reap it. std has no killpg, so the `kill` utility sends the group kill.
+/// shell itself, then reap it.
 fn kill_group(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    crate::fsutil::signal_process_group(child.id(), "-KILL");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -242,14 +242,11 @@ impl RunnerProcess {
         }
         self.stopped = true;
         self.to_stdin = None;
-        let group = format!("-{}", self.child.id());
-        let signal = |sig: &str| {
-            let _ = Command::new("kill").args([sig, "--", &group]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        };
+        let group = self.child.id();
         // The group may hold children even after the leader exited; signal it either way.
-        signal("-TERM");
+        crate::fsutil::signal_process_group(group, "-TERM");
         if self.exit_status(KILL_GRACE).is_none() {
-            signal("-KILL");
+            crate::fsutil::signal_process_group(group, "-KILL");
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
