@@ -148,7 +148,7 @@ mod tests {
             }),
         };
         let none = RunComparison::NoBaseline { message: String::new() };
-        assert_eq!(worst_exit_code(&[none.clone()]), None);
+        assert_eq!(worst_exit_code(std::slice::from_ref(&none)), None);
         assert_eq!(worst_exit_code(&[c(Verdict::Met), none.clone()]), Some(0));
         assert_eq!(worst_exit_code(&[c(Verdict::Met), c(Verdict::NotMet)]), Some(1));
         let inc = Verdict::Inconclusive { repeats_needed: Some(9) };

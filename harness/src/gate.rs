@@ -30,8 +30,8 @@
 //! **Why CPU time by default.** On a shared machine (a CI runner, or this 2-core VM with other
 //! builds beside it) the wall-clock time of a whole run swings with the neighbours' load, and
 //! the repeats of one run swing together, so no interval over one run's repeats can see it:
-//! measured here, A/A wall-time ratios of whole runs ranged from 0.79 to 2.59 (README.md,
-//! "Calibration"). The work's own CPU time is much less affected by neighbours.
+//! measured here under other builds, A/A wall-time ratios of whole runs ranged from 0.58 to 2.59
+//! (README.md, "Calibration of the gate"), CPU-time ratios from 0.89 to 1.10.
 //!
 //! **Pairing by seed.** Repeat `i` of every run uses seed `i`: the same initial weights and
 //! the same data order. Within one recipe, the seed is most of the spread between repeats
@@ -39,9 +39,10 @@
 //! on the seed, and its time follows); a gate compares one recipe with itself after a change,
 //! so when both sides ran the same seeds it resamples the repeats in seed pairs
 //! ([`Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
-//! (as `compare` does, where the recipes differ) would bury a 20% slowdown in the seeds'
-//! spread: measured, it caught a planted 20% slowdown in only about a third of the runs
-//! (README.md, "Calibration"). Sides with different seeds are resampled apart.
+//! (as `compare` does, where the recipes differ) buries part of a slowdown in the seeds'
+//! spread: on the same 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
+//! unpaired and 15 times paired, with no false alarm either way (README.md, "Calibration of
+//! the gate"). Sides with different seeds are resampled apart.
 //!
 //! Candidates and baselines are files or directories of result files, matched by workload id.
 

@@ -186,7 +186,7 @@ fn junit_round_trips() {
     assert_eq!(failure.attribute("type"), Some("regression"));
     let msg = failure.attribute("message").unwrap();
     assert!(msg.starts_with("regression: change +20.") && msg.contains("95% interval [+"), "{msg}");
-    let invalid = suites[0].children().filter(|n| n.has_tag_name("testcase")).next().unwrap();
+    let invalid = suites[0].children().find(|n| n.has_tag_name("testcase")).unwrap();
     let f = invalid.children().find(|n| n.has_tag_name("failure")).unwrap();
     assert_eq!(f.attribute("type"), Some("invalid"));
     assert!(f.text().unwrap().contains("quality \"0.81\" < 0.85 & diverged"), "{:?}", f.text());

@@ -389,3 +389,16 @@ fn pairing_cancels_what_the_seed_does_to_both_sides() {
     assert!(unpaired[0] < -0.3 && unpaired[1] > 0.1, "unpaired sees only the seed's spread: {unpaired:?}");
     assert!(paired[0] > -0.15 && paired[1] < -0.07, "paired sees the 10%: {paired:?}");
 }
+
+#[test]
+fn planted_slowdowns_and_other_data_sets_are_warned_about() {
+    let base = run("w", &BASE, Provenance::Measured);
+    assert!(compare(&base, &base, &CompareOptions::default()).warnings.is_empty());
+    let mut cand = run("w", &BASE, Provenance::Measured);
+    cand.planted_slowdown = Some(0.2);
+    cand.workload.dataset = "fashion-mnist (60k)".into();
+    let w = compare(&cand, &base, &CompareOptions::default()).warnings;
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("candidate is a TESTING result with a planted slowdown of 20%"), "{w:?}");
+    assert!(w[1].contains("data sets differ"), "{w:?}");
+}
