@@ -192,3 +192,37 @@ fn junit_round_trips() {
     assert!(f.text().unwrap().contains("quality \"0.81\" < 0.85 & diverged"), "{:?}", f.text());
     assert_eq!(crate::report::junit::escape("a\u{1}b<\"'&"), "ab&lt;&quot;&apos;&amp;");
 }
+
+#[test]
+fn inference_repeats_are_never_paired_and_training_ones_note_other_seeds() {
+    let infer = |xs: &[f64]| {
+        let mut r = run("w", xs, Provenance::Measured);
+        r.workload.kind = crate::result::WorkloadKind::Infer;
+        r
+    };
+    let opts = GateOptions { metrics: vec![GateMetric::Energy, GateMetric::Time], ..Default::default() };
+    let w = gate_one(&infer(&scaled(1.10)), &infer(&SEEDS), &opts);
+    assert_eq!(w.cases.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["energy_per_unit_j", "cpu_per_unit_s"]);
+    assert!(w.cases.iter().all(|c| !c.paired), "{w:#?}");
+    assert!(w.notes.is_empty(), "the seed plays no part in inference: {:?}", w.notes);
+    let mut cand = run("w", &SEEDS, Provenance::Measured);
+    cand.repeats.pop();
+    let w = gate_one(&cand, &base(), &opts);
+    assert!(w.notes.iter().any(|n| n.contains("different seeds")), "{:?}", w.notes);
+}
+
+#[test]
+fn time_is_wall_clock_where_a_side_has_no_cpu_time_and_wall_can_be_asked_for() {
+    let mut old = base();
+    for r in &mut old.repeats {
+        r.cpu_s = None;
+    }
+    let opts = GateOptions { metrics: vec![GateMetric::Time, GateMetric::Wall], ..Default::default() };
+    let w = gate_one(&run("w", &scaled(1.10), Provenance::Measured), &old, &opts);
+    assert_eq!(w.cases.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["wall_s"], "gated once");
+    let w = gate_one(&run("w", &scaled(1.10), Provenance::Measured), &base(), &opts);
+    assert_eq!(w.cases.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["cpu_s", "wall_s"]);
+    assert!(w.cases.iter().all(|c| c.outcome == Outcome::Regression), "{w:#?}");
+    assert_eq!("Wall".parse::<GateMetric>(), Ok(GateMetric::Wall));
+    assert!("joules".parse::<GateMetric>().is_err());
+}

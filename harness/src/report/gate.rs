@@ -49,11 +49,8 @@ pub fn render_text(r: &GateReport) -> String {
         }
     }
     for w in &r.workloads {
-        if w.cases.iter().any(|c| c.change.is_finite() && !c.paired) {
-            out += &format!(
-                "note: {}: the sides ran different seeds, so repeats were resampled unpaired (wider intervals)\n",
-                w.workload
-            );
+        for note in &w.notes {
+            out += &format!("note: {}: {note}\n", w.workload);
         }
     }
     if !r.baselines_unused.is_empty() {
