@@ -30,7 +30,7 @@
 //! **Why CPU time by default.** On a shared machine (a CI runner, or this 2-core VM with other
 //! builds beside it) the wall-clock time of a whole run swings with the neighbours' load, and
 //! the repeats of one run swing together, so no interval over one run's repeats can see it:
-//! measured here under other builds, A/A wall-time ratios of whole runs ranged from 0.58 to 2.59
+//! measured here under other builds, A/A wall-time ratios of whole runs ranged from 0.44 to 2.59
 //! (README.md, "Calibration of the gate"), CPU-time ratios from 0.89 to 1.10.
 //!
 //! **Pairing by seed (training).** Repeat `i` of every run uses seed `i`: for a training
@@ -414,6 +414,13 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
     // Only a training repeat depends on its seed; inference repeats are exchangeable.
     let paired = !opts.unpaired && kind == WorkloadKind::Train && same_seeds;
     let mut notes = Vec::new();
+    if resources.contains(&GateMetric::Time) && !cpu_both {
+        notes.push(
+            "a side has no CPU time per repeat (recorded by an older effbench), so `time` is wall-clock time, \
+             which other load on the machine inflates"
+                .to_string(),
+        );
+    }
     if kind == WorkloadKind::Train && !same_seeds {
         notes.push("the sides ran different seeds, so repeats were resampled unpaired (wider intervals)".to_string());
     }

@@ -220,6 +220,7 @@ fn time_is_wall_clock_where_a_side_has_no_cpu_time_and_wall_can_be_asked_for() {
     let opts = GateOptions { metrics: vec![GateMetric::Time, GateMetric::Wall], ..Default::default() };
     let w = gate_one(&run("w", &scaled(1.10), Provenance::Measured), &old, &opts);
     assert_eq!(w.cases.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["wall_s"], "gated once");
+    assert!(w.notes.iter().any(|n| n.contains("no CPU time")), "{:?}", w.notes);
     let w = gate_one(&run("w", &scaled(1.10), Provenance::Measured), &base(), &opts);
     assert_eq!(w.cases.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["cpu_s", "wall_s"]);
     assert!(w.cases.iter().all(|c| c.outcome == Outcome::Regression), "{w:#?}");
