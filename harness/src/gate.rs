@@ -31,7 +31,7 @@
 //! builds beside it) the wall-clock time of a whole run swings with the neighbours' load, and
 //! the repeats of one run swing together, so no interval over one run's repeats can see it:
 //! measured here under other builds, A/A wall-time ratios of whole runs ranged from 0.44 to 2.59
-//! (README.md, "Calibration of the gate"), CPU-time ratios from 0.89 to 1.10.
+//! (README.md, "Calibration of the gate"), CPU-time ratios from 0.89 to 1.23.
 //!
 //! **Pairing by seed (training).** Repeat `i` of every run uses seed `i`: for a training
 //! workload, the same initial weights and the same data order. Within one recipe, the seed is
@@ -41,8 +41,9 @@
 //! so when both sides ran the same seeds it resamples the repeats in seed pairs
 //! ([`Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
 //! (as `compare` does, where the recipes differ) buries part of a slowdown in the seeds'
-//! spread: on the same 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
-//! unpaired and 15 times paired, with no false alarm either way (README.md, "Calibration of
+//! spread: on one set of 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
+//! unpaired and 15 times paired, with no false alarm either way (another set: 6 and 8 times,
+//! with 0 and 2 false alarms) (README.md, "Calibration of
 //! the gate"). Inference repeats do not depend on their seed (same weights, same queries), so
 //! they are always resampled apart: pairing them buys nothing and, with 5 pairs, widens the
 //! interval's tails (measured: 9 of 20 planted slowdowns caught paired, 15 unpaired). Sides with different seeds are resampled apart.
