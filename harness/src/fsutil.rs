@@ -65,6 +65,28 @@ pub fn peak_rss_bytes() -> Option<u64> {
     parse_vm_hwm(&status)
 }
 
+/// CPU time (user + system, in seconds) this process has used so far, every thread
+/// included, finished ones too (`getrusage(RUSAGE_SELF)`, microsecond resolution); `None`
+/// where that call does not exist or fails. The difference over a window is the work's own
+/// CPU time, which other processes on a shared machine do not inflate the way they inflate
+/// wall-clock time.
+pub fn process_cpu_s() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage writes one `rusage` into the zeroed struct we own.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+            return None;
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        Some(secs(u.ru_utime) + secs(u.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Resets the peak RSS to the current RSS by writing `5` to `/proc/self/clear_refs`
 /// (Linux >= 4.0, see the kernel's `Documentation/admin-guide/mm/soft-dirty.rst` and
 /// `proc.rst`), so that the next [`peak_rss_bytes`] reports the peak since this call.
@@ -105,6 +127,19 @@ pub fn signal_process_group(pgid: u32, signal: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_cpu_time_counts_a_busy_loop() {
+        let before = process_cpu_s().expect("getrusage works on Linux");
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let used = process_cpu_s().unwrap() - before;
+        // At least a good part of the 0.2 s spin was on a CPU, even on a loaded machine.
+        assert!(used > 0.02 && used < 5.0, "{used}");
+    }
 
     #[test]
     fn write_atomic_replaces_and_leaves_no_temp_files() {

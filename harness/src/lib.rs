@@ -2,11 +2,13 @@
 //! data than a stored baseline for the same work at the same quality.
 
 pub mod backend;
+pub mod baseline;
 #[cfg(feature = "criterion")]
 pub mod bench;
 pub mod cli;
 pub mod export;
 pub mod fsutil;
+pub mod gate;
 pub mod meter;
 pub mod peak;
 pub mod report;

@@ -137,6 +137,10 @@ pub struct Repeat {
     pub quality: Option<f64>,
     pub energy_per_unit_j: Joules,
     pub throughput_per_s: f64,
+    /// CPU time (user + system) the effbench process used inside the window, every thread
+    /// (the meter's sampling thread too, see `meter_busy_s`); absent where not measurable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<Seconds>,
     /// Peak RSS during this repeat (or since process start where it cannot be reset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<Bytes>,
@@ -228,6 +232,11 @@ pub struct RunResult {
     /// Measured GEMM peak used for `fraction_of_peak`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_flops_per_s: Option<f64>,
+    /// Testing only (`run --plant-slowdown F`): every repeat's work was followed, inside its
+    /// window, by a busy-wait of F times the work's own time on every thread. Such a result is
+    /// not a genuine measurement; `compare` and `gate` warn when they see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planted_slowdown: Option<f64>,
     /// Informational statistics over valid repeats (see [`RunResult::summarise`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub summary: BTreeMap<String, Summary>,

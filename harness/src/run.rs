@@ -29,7 +29,7 @@ use crate::result::{
 };
 use crate::sensor::{Provenance, Sensor, SourceInfo};
 use crate::system::SystemInfo;
-use crate::units::{Bytes, Joules, Watts};
+use crate::units::{Bytes, Joules, Seconds, Watts};
 use crate::{fsutil, peak, threads};
 
 /// Everything a run needs, validated: the rest of the code sees only this.
@@ -53,6 +53,9 @@ pub struct RunPlan {
     pub wall: Option<crate::sensor::ptd::PtdWindows>,
     pub command: Vec<String>,
     pub allocator: &'static str,
+    /// Testing only: busy-wait this fraction of each repeat's work time inside its window
+    /// (see [`plant_slowdown`]); 0 for a genuine run.
+    pub planted_slowdown: f64,
 }
 
 /// What a finished workload left behind.
@@ -219,6 +222,7 @@ fn run_workload(
         idle_power_w: idle_power.clone(),
         repeats: Vec::new(),
         peak_flops_per_s: peak,
+        planted_slowdown: (plan.planted_slowdown > 0.0).then_some(plan.planted_slowdown),
         summary: BTreeMap::new(),
     };
     if let Work::External(r) = &work {
@@ -239,14 +243,18 @@ fn run_workload(
                 plan.backend.synchronize()?;
                 let wall_mark = wall_begin(plan, spec.id, seed)?;
                 let begin = meter.mark();
+                let (t0, cpu0) = (Instant::now(), fsutil::process_cpu_s());
                 let out = train::train(task.as_ref(), net.as_ref(), &recipe.recipe, target, seed, &dev, &mut |e| {
                     progress.evaluation(e.samples, e.quality)
                 })?;
                 plan.backend.synchronize()?;
+                plant_slowdown(plan.planted_slowdown, t0.elapsed(), threads);
+                let cpu = cpu_since(cpu0);
                 let end = meter.mark();
                 let window = meter.window(&begin, &end);
                 windows.push((format!("repeat-{seed}"), begin, end));
                 let mut r = train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak);
+                r.cpu_s = cpu;
                 wall_end(plan, wall_mark, &mut r)?;
                 r
             }
@@ -256,16 +264,19 @@ fn run_workload(
                 plan.backend.synchronize()?;
                 let wall_mark = wall_begin(plan, spec.id, seed)?;
                 let begin = meter.mark();
-                let t0 = Instant::now();
+                let (t0, cpu0) = (Instant::now(), fsutil::process_cpu_s());
                 let mut passes = Vec::new();
                 while passes.is_empty() || t0.elapsed() < plan.min_infer_window {
                     passes.push(session.pass()?);
                 }
                 plan.backend.synchronize()?;
+                plant_slowdown(plan.planted_slowdown, t0.elapsed(), threads);
+                let cpu = cpu_since(cpu0);
                 let end = meter.mark();
                 let window = meter.window(&begin, &end);
                 windows.push((format!("repeat-{seed}"), begin, end));
                 let mut r = infer_repeat(spec, seed, &passes, &window, idle_power, flops_per_unit, peak);
+                r.cpu_s = cpu;
                 wall_end(plan, wall_mark, &mut r)?;
                 r
             }
@@ -293,6 +304,30 @@ fn run_workload(
     }
     progress.workload_done(spec.id);
     Ok(Finished { path, result })
+}
+
+/// The process's CPU time since `start` (see [`fsutil::process_cpu_s`]).
+fn cpu_since(start: Option<f64>) -> Option<Seconds> {
+    Some(Seconds(fsutil::process_cpu_s()? - start?))
+}
+
+/// Testing only (`run --plant-slowdown`): busy-waits `fraction × work` on `threads` threads,
+/// so the repeat takes that much longer and keeps the CPU as busy as the work did. Recorded in
+/// the result as `planted_slowdown`.
+fn plant_slowdown(fraction: f64, work: Duration, threads: usize) {
+    if fraction <= 0.0 {
+        return;
+    }
+    let until = Instant::now() + work.mul_f64(fraction);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+    });
 }
 
 /// Opens a window on the wall meter (if any) just before the meter's own edge.
@@ -367,6 +402,7 @@ fn base_repeat(
         units_processed: units,
         quality,
         throughput_per_s: units as f64 / wall.0,
+        cpu_s: None,
         peak_rss_bytes: fsutil::peak_rss_bytes().map(Bytes),
         achieved_flops_per_s: Some(achieved),
         fraction_of_peak: peak.map(|p| achieved / p),

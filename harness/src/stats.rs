@@ -60,6 +60,9 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;
+    if sorted[lo] == sorted[hi] {
+        return sorted[lo]; // also keeps two equal infinities from giving inf - inf = NaN
+    }
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
@@ -124,6 +127,13 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_and_survive_infinities() {
+        assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 5.0], 0.5), 2.5);
+        assert_eq!(quantile_sorted(&[1.0, f64::INFINITY, f64::INFINITY], 0.9), f64::INFINITY);
+        assert_eq!(quantile_sorted(&[f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0], 0.1), f64::NEG_INFINITY);
+    }
 
     #[test]
     fn known_medians() {

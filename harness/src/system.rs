@@ -93,6 +93,14 @@ pub fn nvidia_gpus(root: &Path) -> Vec<String> {
     gpus.into_iter().map(|(bus, model)| format!("{model} ({bus})")).collect()
 }
 
+/// This machine's host class (the folder `baseline record` and `run --baseline auto` use),
+/// from the first CPU's model and the logical CPUs visible.
+pub fn this_host_class() -> String {
+    let s = System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
+    let model = s.cpus().first().map(|c| c.brand().to_string()).unwrap_or_default();
+    host_class(&model, s.cpus().len())
+}
+
 /// A short, filesystem-safe name for a class of machines, from the CPU model and the logical
 /// CPUs visible: `cpu-amd-epyc-2t`, `cpu-intel-xeon-platinum-8380-80t`. Trademark marks,
 /// clock speeds, "Processor", "CPU", "N-Core" and "Nth Gen" are dropped; only `[a-z0-9]`

@@ -201,15 +201,18 @@ pub struct Comparison {
     pub rows: Vec<MetricRow>,
     pub resources: Vec<(Resource, Verdict)>,
     pub overall: Verdict,
+    /// What the reader should know before trusting the verdict (see [`warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
-type Getter = fn(&Repeat) -> Option<f64>;
+pub(crate) type Getter = fn(&Repeat) -> Option<f64>;
 
 /// Metrics shown with their own interval and verdict that do not enter their resource's verdict.
 pub const INFORMATIONAL: &[&str] = &["unique_samples"];
 
 /// The metrics of `resource` for a workload of `kind`.
-fn metrics(resource: Resource, kind: WorkloadKind) -> Vec<(&'static str, Getter)> {
+pub(crate) fn metrics(resource: Resource, kind: WorkloadKind) -> Vec<(&'static str, Getter)> {
     match (resource, kind) {
         (Resource::Energy, WorkloadKind::Train) => vec![("energy_j", |r| Some(r.energy_j.total.0))],
         (Resource::Energy, WorkloadKind::Infer) => vec![("energy_per_unit_j", |r| Some(r.energy_per_unit_j.0))],
@@ -249,6 +252,7 @@ pub fn compare(candidate: &RunResult, baseline: &RunResult, opts: &CompareOption
             rows: vec![],
             resources: resources.iter().map(|r| (*r, v.clone())).collect(),
             overall: v,
+            warnings: warnings(candidate, baseline),
         }
     };
     if candidate.workload.id != baseline.workload.id || candidate.workload.kind != baseline.workload.kind {
@@ -302,7 +306,40 @@ pub fn compare(candidate: &RunResult, baseline: &RunResult, opts: &CompareOption
         rows,
         resources: verdicts,
         overall,
+        warnings: warnings(candidate, baseline),
     }
+}
+
+/// Differences between two results that do not stop a comparison but may explain it: a
+/// planted slowdown (a testing result, never a genuine one), other data sets, machine
+/// classes or backends. The recipe is not among them: comparing recipes is what `compare`
+/// is for (`gate` adds its own warning).
+pub fn warnings(candidate: &RunResult, baseline: &RunResult) -> Vec<String> {
+    let mut out = Vec::new();
+    for (side, r) in [("candidate", candidate), ("baseline", baseline)] {
+        if let Some(f) = r.planted_slowdown {
+            out.push(format!(
+                "the {side} is a TESTING result with a planted slowdown of {:.0}% (run --plant-slowdown): \
+                 not a genuine measurement",
+                100.0 * f
+            ));
+        }
+    }
+    if candidate.workload.dataset != baseline.workload.dataset {
+        out.push(format!(
+            "data sets differ: candidate {:?}, baseline {:?}",
+            candidate.workload.dataset, baseline.workload.dataset
+        ));
+    }
+    let (hc, hb) = (candidate.system.host_class(), baseline.system.host_class());
+    if hc != hb {
+        out.push(format!("machine classes differ: candidate {hc}, baseline {hb}"));
+    }
+    let be = |r: &RunResult| format!("{} {} {}", r.backend.kind, r.backend.device, r.backend.precision);
+    if be(candidate) != be(baseline) {
+        out.push(format!("backends differ: candidate {}, baseline {}", be(candidate), be(baseline)));
+    }
+    out
 }
 
 fn metric_row(
@@ -335,7 +372,7 @@ fn metric_row(
         return row;
     }
     row.reduction = 1.0 - row.candidate_mean / row.baseline_mean;
-    row.ci95 = reduction_interval(&c, &b, opts.resamples.max(1), opts.seed ^ fnv1a(name));
+    row.ci95 = reduction_interval(&c, &b, Sides::Unpaired, opts.resamples.max(1), opts.seed ^ fnv1a(name));
     row.verdict = judge(row.reduction, row.ci95, opts.target, c.len().min(b.len()));
     row
 }
@@ -361,7 +398,7 @@ fn judge(r: f64, ci: [f64; 2], target: f64, n: usize) -> Verdict {
     Verdict::Inconclusive { repeats_needed: Some(needed.min(MAX_REPEATS_NEEDED)) }
 }
 
-fn mean(values: &[f64]) -> f64 {
+pub(crate) fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
@@ -378,33 +415,73 @@ fn log_ratio_se((mc, vc, nc): (f64, f64, usize), (mb, vb, nb): (f64, f64, usize)
     (vc / (nc as f64 * mc * mc) + vb / (nb as f64 * mb * mb)).sqrt()
 }
 
-/// Two-sample studentized bootstrap 95% interval of `1 - mean(c) / mean(b)` (see the module
-/// documentation). Both slices non-empty, `mean(b) > 0`, `mean(c) >= 0`.
-fn reduction_interval(c: &[f64], b: &[f64], resamples: usize, seed: u64) -> [f64; 2] {
+/// A standard error of the log ratio below this is floating-point rounding, not spread (e.g.
+/// a copy of a result with every repeat scaled by the same factor).
+const MIN_SE: f64 = 1e-12;
+
+/// How [`reduction_interval`] resamples the two sides.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Sides {
+    /// The sides' repeats are unrelated: each is resampled apart, at its own size (`compare`).
+    Unpaired,
+    /// `c[i]` and `b[i]` share a seed (same initial weights and data order): pairs are
+    /// resampled together, so what the seed does to both sides cancels (`gate`, when both
+    /// sides ran the same seeds). Both slices have the same length.
+    Paired,
+}
+
+/// Delta-method standard error of `ln(mean(c) / mean(b))` for seed-paired samples: the
+/// standard deviation of `c_i / mean(c) - b_i / mean(b)` over `sqrt(n)`.
+fn paired_log_ratio_se(c: &[f64], b: &[f64], mc: f64, mb: f64) -> f64 {
+    let d: Vec<f64> = c.iter().zip(b).map(|(x, y)| x / mc - y / mb).collect();
+    (mean_var(&d).1 / d.len() as f64).sqrt()
+}
+
+/// `(ln(mean(c) / mean(b)), its standard error)` under `sides`.
+fn log_ratio_and_se(c: &[f64], b: &[f64], sides: Sides) -> (f64, f64) {
     let ((mc, vc), (mb, vb)) = (mean_var(c), mean_var(b));
-    let point = 1.0 - mc / mb;
-    let l = (mc / mb).ln();
-    let se = log_ratio_se((mc, vc, c.len()), (mb, vb, b.len()));
-    if !(se > 0.0 && se.is_finite() && l.is_finite()) {
+    let se = match sides {
+        Sides::Unpaired => log_ratio_se((mc, vc, c.len()), (mb, vb, b.len())),
+        Sides::Paired => paired_log_ratio_se(c, b, mc, mb),
+    };
+    ((mc / mb).ln(), se)
+}
+
+/// Two-sample studentized bootstrap 95% interval of `1 - mean(c) / mean(b)` (see the module
+/// documentation), resampling the sides apart or in seed pairs (`sides`). Both slices
+/// non-empty (of equal length when paired), `mean(b) > 0`, `mean(c) >= 0`.
+pub(crate) fn reduction_interval(c: &[f64], b: &[f64], sides: Sides, resamples: usize, seed: u64) -> [f64; 2] {
+    assert!(sides == Sides::Unpaired || c.len() == b.len(), "paired sides must have equal lengths");
+    let point = 1.0 - mean(c) / mean(b);
+    let (l, se) = log_ratio_and_se(c, b, sides);
+    if !(se > MIN_SE && se.is_finite() && l.is_finite()) {
         return [point, point];
     }
     let mut rng = SplitMix64::new(seed);
     let (mut bc, mut bb) = (vec![0.0; c.len()], vec![0.0; b.len()]);
     let mut ts: Vec<f64> = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        for (buf, src) in [(&mut bc, c), (&mut bb, b)] {
-            for slot in buf.iter_mut() {
-                *slot = src[rng.below(src.len())];
+        match sides {
+            Sides::Unpaired => {
+                for (buf, src) in [(&mut bc, c), (&mut bb, b)] {
+                    for slot in buf.iter_mut() {
+                        *slot = src[rng.below(src.len())];
+                    }
+                }
+            }
+            Sides::Paired => {
+                for k in 0..c.len() {
+                    let i = rng.below(c.len());
+                    (bc[k], bb[k]) = (c[i], b[i]);
+                }
             }
         }
-        let ((sc, wc), (sb, wb)) = (mean_var(&bc), mean_var(&bb));
-        let l_star = (sc / sb).ln();
-        let se_star = log_ratio_se((sc, wc, c.len()), (sb, wb, b.len()));
+        let (l_star, se_star) = log_ratio_and_se(&bc, &bb, sides);
         let diff = l_star - l;
         // A resample of identical values has no spread: its t is 0 or infinite.
-        ts.push(if se_star > 0.0 && se_star.is_finite() {
+        ts.push(if se_star > MIN_SE && se_star.is_finite() {
             diff / se_star
-        } else if diff == 0.0 {
+        } else if diff.abs() <= MIN_SE {
             0.0
         } else {
             diff * f64::INFINITY
@@ -417,7 +494,7 @@ fn reduction_interval(c: &[f64], b: &[f64], resamples: usize, seed: u64) -> [f64
 }
 
 /// FNV-1a of a metric name, to give each metric its own random stream.
-fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
@@ -430,7 +507,7 @@ fn label(p: Provenance) -> &'static str {
 }
 
 /// The weakest provenance among a run's energy sources: estimated, then vendor-reported.
-fn weakest_label(r: &RunResult) -> &'static str {
+pub(crate) fn weakest_label(r: &RunResult) -> &'static str {
     let ps: BTreeSet<&'static str> = r.energy_sources.iter().map(|s| label(s.provenance)).collect();
     ["estimated", "vendor-reported", "measured"].into_iter().find(|l| ps.contains(l)).unwrap_or("measured")
 }
@@ -438,7 +515,7 @@ fn weakest_label(r: &RunResult) -> &'static str {
 /// The label for comparable energy figures, or why they are not comparable: both sides must
 /// have the same domains with the same provenance per domain, and estimated domains must use
 /// the same estimator (kind and `detail.model`).
-fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static str, String> {
+pub(crate) fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static str, String> {
     let sig = |r: &RunResult| -> BTreeSet<(String, &'static str)> {
         r.energy_sources.iter().map(|s| (s.domain.clone(), label(s.provenance))).collect()
     };
@@ -468,4 +545,4 @@ fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static str, Strin
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -55,13 +55,7 @@ pub fn main(args: BaselineArgs) -> CliResult {
     if a.repeat < 5 {
         return Err(Failure::usage(anyhow!("--repeat {}: a baseline needs at least 5 repeats", a.repeat)));
     }
-    let system = a.system.clone().unwrap_or_else(|| {
-        let s = sysinfo::System::new_with_specifics(
-            sysinfo::RefreshKind::nothing().with_cpu(sysinfo::CpuRefreshKind::nothing()),
-        );
-        let model = s.cpus().first().map(|c| c.brand().to_string()).unwrap_or_default();
-        crate::system::host_class(&model, s.cpus().len())
-    });
+    let system = a.system.clone().unwrap_or_else(crate::system::this_host_class);
     if system.is_empty() || system.contains(['/', '\\']) || system.starts_with('.') {
         return Err(Failure::usage(anyhow!("--system {system:?} must be a plain folder name")));
     }
@@ -84,6 +78,8 @@ pub fn main(args: BaselineArgs) -> CliResult {
         meter: a.meter.clone(),
         require_measured: false,
         fake_power: None,
+        baseline: None,
+        plant_slowdown: 0.0,
     };
     // Refuse to overwrite before any work starts.
     let plan = plan(run_args, std::env::args().collect(), crate::ALLOCATOR)?;

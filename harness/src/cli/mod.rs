@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod compare;
 pub mod export;
+pub mod gate;
 pub mod list;
 pub mod peak;
 pub mod run;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Compare a candidate result with a baseline: per resource, the reduction with a 95%
     /// interval and met / not met / inconclusive / invalid.
     Compare(compare::CompareArgs),
+    /// CI regression gate: per workload and metric, fail when the candidate is worse than the
+    /// baseline by more than --max-regression, beyond noise (exit 1; 4 if a run is invalid).
+    Gate(gate::GateArgs),
     /// List every candidate energy source, its status, and what to do about the missing ones.
     Sensors(sensors::SensorsArgs),
     /// Measure this machine's f32 matrix-multiply rate (the peak results are compared with).
@@ -83,6 +87,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Run(a) => run::main(a),
         Command::Baseline(a) => baseline::main(a),
         Command::Compare(a) => compare::main(a),
+        Command::Gate(a) => gate::main(a),
         Command::Sensors(a) => sensors::main(a),
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),

@@ -8,6 +8,7 @@ use effbench_models::{Kind, WorkloadSpec};
 
 use super::{CliResult, Exit, Failure};
 use crate::backend::Backend;
+use crate::baseline::{BaselineSpec, RunComparison};
 use crate::run::{self, RunPlan};
 use crate::sensor::{discover, fake::FakePower, Sensor, Status};
 use crate::units::Watts;
@@ -74,6 +75,16 @@ pub struct RunArgs {
     /// sensor discovery.
     #[arg(long, hide = true, value_name = "WATTS")]
     pub fake_power: Option<f64>,
+    /// After the run, compare each workload with its baseline and print the verdict (as
+    /// `compare` does): a result file, a directory of <workload>.json, or `auto` for
+    /// baselines/<this machine's class>/. The exit code becomes the worst verdict's.
+    #[arg(long, value_name = "PATH|auto")]
+    pub baseline: Option<String>,
+    /// Testing only (gate calibration): after each repeat's work, busy-wait this fraction of
+    /// the work's own time inside the measured window (0.2 = a 20% slowdown). Recorded in the
+    /// result as `planted_slowdown`; compare and gate warn about such results.
+    #[arg(long, hide = true, value_name = "FRACTION", default_value_t = 0.0)]
+    pub plant_slowdown: f64,
 }
 
 fn default_out() -> PathBuf {
@@ -133,6 +144,9 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
             )));
         }
     }
+    if !(args.plant_slowdown >= 0.0 && args.plant_slowdown <= 10.0) {
+        return Err(Failure::usage(anyhow!("--plant-slowdown must be between 0 and 10, got {}", args.plant_slowdown)));
+    }
     let out_dir = args.out.unwrap_or_else(default_out);
     check_writable(&out_dir).map_err(Failure::usage)?;
     let mut wall = None;
@@ -185,12 +199,18 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         wall,
         command,
         allocator,
+        planted_slowdown: args.plant_slowdown,
     })
 }
 
 pub fn main(args: RunArgs) -> CliResult {
     let json = args.json;
+    let baseline = args.baseline.as_deref().map(BaselineSpec::parse);
     let plan = plan(args, std::env::args().collect(), crate::ALLOCATOR)?;
+    if let Some(b) = &baseline {
+        let ids: Vec<&str> = plan.workloads.iter().map(|(w, _)| w.id).collect();
+        b.check(&ids).map_err(|e| Failure::usage(anyhow!(e)))?;
+    }
     let out_dir = plan.out_dir.clone();
     let mut progress = crate::report::progress::for_stderr();
     let finished = run::execute(plan, progress.as_mut()).map_err(|e| Failure { code: Exit::Usage, error: e })?;
@@ -224,6 +244,42 @@ pub fn main(args: RunArgs) -> CliResult {
         .collect();
     if !invalid.is_empty() {
         eprintln!("effbench: invalid repeats (quality target missed) in: {}", invalid.join(", "));
+    }
+    if let Some(b) = &baseline {
+        let opts = crate::verdict::CompareOptions::default();
+        let mut compared = Vec::new();
+        for r in &results {
+            let c = b.compare(r, &opts).map_err(|e| Failure::usage(anyhow!(e)))?;
+            match &c {
+                RunComparison::Compared { baseline, comparison } => {
+                    let text = crate::report::compare::render_text(comparison);
+                    let line = format!("\nagainst the baseline {}:\n{text}", baseline.display());
+                    if json {
+                        eprint!("{line}")
+                    } else {
+                        print!("{line}")
+                    }
+                }
+                RunComparison::NoBaseline { message } => {
+                    if json {
+                        eprintln!("effbench: {message}")
+                    } else {
+                        println!("\n{message}")
+                    }
+                }
+            }
+            compared.push(c);
+        }
+        if let Some(code) = crate::baseline::worst_exit_code(&compared) {
+            return Ok(match code.max(if invalid.is_empty() { 0 } else { 4 }) {
+                0 => Exit::Ok,
+                1 => Exit::NotMet,
+                3 => Exit::Inconclusive,
+                _ => Exit::Invalid,
+            });
+        }
+    }
+    if !invalid.is_empty() {
         return Ok(Exit::Invalid);
     }
     Ok(Exit::Ok)

@@ -17,6 +17,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         quality: Some(0.96),
         energy_per_unit_j: Joules(energy) / 60_000.0,
         throughput_per_s: 6000.0,
+        cpu_s: None,
         peak_rss_bytes: Some(Bytes(123_456_789)),
         achieved_flops_per_s: None,
         fraction_of_peak: None,
@@ -89,6 +90,7 @@ fn sample() -> RunResult {
         idle_power_w: [("cpu".to_string(), Watts(2.0))].into(),
         repeats: vec![repeat(1, 100.0, true), repeat(2, 110.0, true), repeat(3, 500.0, false)],
         peak_flops_per_s: None,
+        planted_slowdown: None,
         summary: BTreeMap::new(),
     }
 }

@@ -11,7 +11,7 @@ use crate::units::{Bytes, Joules, Seconds, Watts};
 
 /// A valid training repeat using `x` joules, `x` samples (×100), bytes and unique samples, and
 /// `x / 10` seconds: every metric scales with `x`.
-fn repeat(seed: u64, x: f64) -> Repeat {
+pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
     let by_domain: BTreeMap<String, Joules> = [("cpu".to_string(), Joules(x))].into();
     Repeat {
         seed,
@@ -25,6 +25,7 @@ fn repeat(seed: u64, x: f64) -> Repeat {
         quality: Some(0.96),
         energy_per_unit_j: Joules(x / 1000.0),
         throughput_per_s: 10_000.0 / x,
+        cpu_s: Some(Seconds(x / 5.0)),
         peak_rss_bytes: None,
         achieved_flops_per_s: None,
         fraction_of_peak: None,
@@ -42,7 +43,7 @@ fn repeat(seed: u64, x: f64) -> Repeat {
     }
 }
 
-fn source(provenance: Provenance) -> SourceInfo {
+pub(crate) fn source(provenance: Provenance) -> SourceInfo {
     SourceInfo {
         id: "src:cpu".into(),
         kind: if provenance == Provenance::Estimated { "estimate" } else { "rapl" }.into(),
@@ -55,7 +56,7 @@ fn source(provenance: Provenance) -> SourceInfo {
 }
 
 /// A training run of workload `id` whose repeats use the given amounts (see [`repeat`]).
-fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
+pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
     RunResult {
         schema: SCHEMA.to_string(),
         effbench_version: "test".into(),
@@ -97,6 +98,7 @@ fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
         idle_power_w: BTreeMap::new(),
         repeats: xs.iter().enumerate().map(|(i, &x)| repeat(i as u64, x)).collect(),
         peak_flops_per_s: None,
+        planted_slowdown: None,
         summary: BTreeMap::new(),
     }
 }
@@ -309,7 +311,7 @@ fn verdicts_combine_and_serialise() {
 }
 
 /// A standard normal draw (Box-Muller) from the shared SplitMix64.
-fn normal(rng: &mut SplitMix64) -> f64 {
+pub(crate) fn normal(rng: &mut SplitMix64) -> f64 {
     let u1 = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -337,7 +339,7 @@ fn bootstrap_interval_covers_the_true_reduction() {
         };
         let b = draw(100.0, sb, nb);
         let c = draw(100.0 * ratio, sc, nc);
-        let ci = reduction_interval(&c, &b, 10_000, seed ^ 1);
+        let ci = reduction_interval(&c, &b, Sides::Unpaired, 10_000, seed ^ 1);
         let truth = 1.0 - ratio;
         if ci[0] <= truth && truth <= ci[1] {
             covered += 1;
@@ -345,4 +347,60 @@ fn bootstrap_interval_covers_the_true_reduction() {
     }
     let coverage = covered as f64 / experiments as f64;
     assert!((0.92..=0.98).contains(&coverage), "coverage {coverage}");
+}
+
+/// The seed-paired interval (what `gate` uses when both sides ran the same seeds), tested as
+/// the unpaired one is: 1,000 simulated experiments of 5-10 seed pairs, each seed with its
+/// own lognormal effect (log-sd 0.05-0.35) shared by both sides, and each run with its own
+/// noise on top (log-sd 0.01-0.1); the interval must cover the true ratio of means in 92-98%.
+#[test]
+fn paired_interval_covers_the_true_reduction() {
+    let mut runner = TestRunner::deterministic();
+    let params = (5usize..=10, 0.2f64..1.5, 0.05f64..0.35, 0.01f64..0.1, proptest::num::u64::ANY);
+    let mut covered = 0;
+    let experiments = 1_000;
+    for _ in 0..experiments {
+        let (n, ratio, s_seed, s_run, seed) = params.new_tree(&mut runner).unwrap().current();
+        let mut rng = SplitMix64::new(seed);
+        let mut b = Vec::new();
+        let mut c = Vec::new();
+        for _ in 0..n {
+            // Every factor has mean 1, so the population means are 100 and 100 x ratio.
+            let shared = (s_seed * normal(&mut rng) - s_seed * s_seed / 2.0).exp();
+            let own = |rng: &mut SplitMix64| (s_run * normal(rng) - s_run * s_run / 2.0).exp();
+            b.push(100.0 * shared * own(&mut rng));
+            c.push(100.0 * ratio * shared * own(&mut rng));
+        }
+        let ci = reduction_interval(&c, &b, Sides::Paired, 10_000, seed ^ 1);
+        let truth = 1.0 - ratio;
+        if ci[0] <= truth && truth <= ci[1] {
+            covered += 1;
+        }
+    }
+    let coverage = covered as f64 / experiments as f64;
+    assert!((0.92..=0.98).contains(&coverage), "coverage {coverage}");
+}
+
+#[test]
+fn pairing_cancels_what_the_seed_does_to_both_sides() {
+    // The seed moves both sides alike by +-30%; the candidate is 10% slower on every seed.
+    let b = [70.0, 130.0, 95.0, 110.0, 85.0];
+    let c: Vec<f64> = b.iter().zip([1.10, 1.115, 1.09, 1.105, 1.095]).map(|(x, f)| x * f).collect();
+    let unpaired = reduction_interval(&c, &b, Sides::Unpaired, 10_000, 3);
+    let paired = reduction_interval(&c, &b, Sides::Paired, 10_000, 3);
+    assert!(unpaired[0] < -0.3 && unpaired[1] > 0.1, "unpaired sees only the seed's spread: {unpaired:?}");
+    assert!(paired[0] > -0.15 && paired[1] < -0.07, "paired sees the 10%: {paired:?}");
+}
+
+#[test]
+fn planted_slowdowns_and_other_data_sets_are_warned_about() {
+    let base = run("w", &BASE, Provenance::Measured);
+    assert!(compare(&base, &base, &CompareOptions::default()).warnings.is_empty());
+    let mut cand = run("w", &BASE, Provenance::Measured);
+    cand.planted_slowdown = Some(0.2);
+    cand.workload.dataset = "fashion-mnist (60k)".into();
+    let w = compare(&cand, &base, &CompareOptions::default()).warnings;
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("candidate is a TESTING result with a planted slowdown of 20%"), "{w:?}");
+    assert!(w[1].contains("data sets differ"), "{w:?}");
 }

@@ -1,0 +1,518 @@
+//! The CI regression gate (`effbench gate`): did this change make a workload worse, beyond
+//! noise?
+//!
+//! Per workload and metric the gate takes the change `candidate / baseline - 1` (ratio of
+//! means over the repeats) with the same seeded 95% bootstrap interval as `compare` (the
+//! studentized interval of [`crate::verdict`], mirrored: a change of `+x` is a reduction of
+//! `-x`), and applies criterion's compare-to-threshold rule with threshold `max_regression`:
+//!
+//! - **regression** when the interval's lower end is above `+max_regression`: the candidate
+//!   is worse by more than the threshold, beyond noise;
+//! - **improved** when its upper end is below `-max_regression`;
+//! - **no change** otherwise (the change is within the threshold, or noise cannot tell).
+//!
+//! Outcomes that are not a comparison:
+//!
+//! - **invalid** (the gate fails): a candidate repeat missed the quality target, the baseline
+//!   has no valid repeat, or a metric is missing. A faster run that no longer reaches its
+//!   target is not an improvement.
+//! - **skipped** (the gate does not fail, and says why): energy measured on one side and
+//!   estimated on the other, or from other domains, cannot be compared (calling it a pass
+//!   would hide a change, calling it a regression would be a false alarm); a candidate
+//!   workload with no baseline.
+//!
+//! Metrics (`--metrics`, default energy, time, data): energy (`energy_j` for training,
+//! `energy_per_unit_j` for inference); time, the process's CPU time (`cpu_s`,
+//! `cpu_per_unit_s`; wall-clock time where a side did not record it); wall, wall-clock time
+//! (`wall_s`, `time_per_unit_s`); data (`samples_to_target` and `bytes_to_target`,
+//! `bytes_per_unit`). Unique samples are informational in `compare` and not gated.
+//!
+//! **Why CPU time by default.** On a shared machine (a CI runner, or this 2-core VM with other
+//! builds beside it) the wall-clock time of a whole run swings with the neighbours' load, and
+//! the repeats of one run swing together, so no interval over one run's repeats can see it:
+//! measured here under other builds, A/A wall-time ratios of whole runs ranged from 0.44 to 2.59
+//! (README.md, "Calibration of the gate"), CPU-time ratios from 0.89 to 1.23.
+//!
+//! **Pairing by seed (training).** Repeat `i` of every run uses seed `i`: for a training
+//! workload, the same initial weights and the same data order. Within one recipe, the seed is
+//! most of the spread between repeats
+//! (on this machine, `fmnist-mlp-train` needs 39k to 47k samples to reach its target depending
+//! on the seed, and its time follows); a gate compares one recipe with itself after a change,
+//! so when both sides ran the same seeds it resamples the repeats in seed pairs
+//! ([`Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
+//! (as `compare` does, where the recipes differ) buries part of a slowdown in the seeds'
+//! spread: on one set of 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
+//! unpaired and 15 times paired, with no false alarm either way (another set: 6 and 8 times,
+//! with 0 and 2 false alarms) (README.md, "Calibration of
+//! the gate"). Inference repeats do not depend on their seed (same weights, same queries), so
+//! they are always resampled apart: pairing them buys nothing and, with 5 pairs, widens the
+//! interval's tails (measured: 9 of 20 planted slowdowns caught paired, 15 unpaired). Sides with different seeds are resampled apart.
+//!
+//! Candidates and baselines are files or directories of result files, matched by workload id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::result::{Repeat, RunResult, WorkloadKind};
+use crate::verdict::{self, Resource, Sides, INFORMATIONAL};
+
+/// What the gate checks (`--metrics`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateMetric {
+    /// Energy to target (training) or per unit (inference).
+    Energy,
+    /// The process's CPU time to target or per unit: unlike wall-clock time, other processes on
+    /// a shared CI machine do not inflate it. Falls back to wall-clock time when a side did not
+    /// record CPU time (results from before it was recorded).
+    Time,
+    /// Wall-clock time to target or per unit.
+    Wall,
+    /// Samples and bytes to target (training) or bytes per unit (inference).
+    Data,
+}
+
+impl GateMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateMetric::Energy => "energy",
+            GateMetric::Time => "time",
+            GateMetric::Wall => "wall",
+            GateMetric::Data => "data",
+        }
+    }
+}
+
+impl std::fmt::Display for GateMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for GateMetric {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<GateMetric, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "energy" => Ok(GateMetric::Energy),
+            "time" => Ok(GateMetric::Time),
+            "wall" => Ok(GateMetric::Wall),
+            "data" => Ok(GateMetric::Data),
+            other => Err(format!("unknown metric {other:?}; expected energy, time, wall or data")),
+        }
+    }
+}
+
+/// The metrics of `m` for a workload of `kind`, and their getters. `time` is CPU time when
+/// every repeat of both sides has it (`cpu_both`), else wall-clock time.
+fn gate_metrics(m: GateMetric, kind: WorkloadKind, cpu_both: bool) -> Vec<(&'static str, verdict::Getter)> {
+    let of = |r: Resource| verdict::metrics(r, kind).into_iter().filter(|(n, _)| !INFORMATIONAL.contains(n)).collect();
+    match (m, kind) {
+        (GateMetric::Energy, _) => of(Resource::Energy),
+        (GateMetric::Data, _) => of(Resource::Data),
+        (GateMetric::Wall, _) => of(Resource::Time),
+        (GateMetric::Time, _) if !cpu_both => of(Resource::Time),
+        (GateMetric::Time, WorkloadKind::Train) => vec![("cpu_s", |r| r.cpu_s.map(|s| s.0))],
+        (GateMetric::Time, WorkloadKind::Infer) => {
+            vec![("cpu_per_unit_s", |r| r.cpu_s.map(|s| s.0 / r.units_processed.max(1) as f64))]
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateOptions {
+    /// Largest tolerated slowdown or growth, e.g. 0.05 for 5%.
+    pub max_regression: f64,
+    pub metrics: Vec<GateMetric>,
+    /// Resample the sides apart even when they ran the same seeds (for calibration).
+    pub unpaired: bool,
+    /// Bootstrap resamples per metric.
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+impl Default for GateOptions {
+    fn default() -> GateOptions {
+        GateOptions {
+            max_regression: 0.05,
+            metrics: vec![GateMetric::Energy, GateMetric::Time, GateMetric::Data],
+            unpaired: false,
+            resamples: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    Regression,
+    Improved,
+    NoChange,
+    /// Fails the gate: the candidate run is not valid, or the metric cannot be computed.
+    Invalid {
+        reason: String,
+    },
+    /// Not gated, with the reason (incomparable energy, no baseline).
+    Skipped {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn fails(&self) -> bool {
+        matches!(self, Outcome::Regression | Outcome::Invalid { .. })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Regression => f.write_str("REGRESSION"),
+            Outcome::Improved => f.write_str("improved"),
+            Outcome::NoChange => f.write_str("no change"),
+            Outcome::Invalid { reason } => write!(f, "INVALID: {reason}"),
+            Outcome::Skipped { reason } => write!(f, "skipped: {reason}"),
+        }
+    }
+}
+
+/// One workload and metric.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateCase {
+    pub resource: GateMetric,
+    /// `energy_j`, `wall_s`, ...; `baseline` for a workload with no baseline.
+    pub metric: String,
+    /// NaN (JSON null) where not computed.
+    pub baseline_mean: f64,
+    pub candidate_mean: f64,
+    /// `candidate_mean / baseline_mean - 1`: positive is worse.
+    pub change: f64,
+    /// 95% interval of `change`.
+    pub ci95: [f64; 2],
+    pub n_baseline: usize,
+    pub n_candidate: usize,
+    /// Whether the interval paired the repeats by seed (see the module documentation).
+    pub paired: bool,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl GateCase {
+    fn bare(resource: GateMetric, metric: &str, outcome: Outcome) -> GateCase {
+        GateCase {
+            resource,
+            metric: metric.to_string(),
+            baseline_mean: f64::NAN,
+            candidate_mean: f64::NAN,
+            change: f64::NAN,
+            ci95: [f64::NAN, f64::NAN],
+            n_baseline: 0,
+            n_candidate: 0,
+            paired: false,
+            outcome,
+        }
+    }
+}
+
+/// The gate's findings for one candidate workload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadGate {
+    pub workload: String,
+    pub candidate: PathBuf,
+    pub baseline: Option<PathBuf>,
+    /// `measured`, `estimated`, `vendor-reported`: the weakest provenance of the energy figures.
+    pub energy_label: String,
+    pub warnings: Vec<String>,
+    /// How the intervals were computed, where the reader should know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub cases: Vec<GateCase>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateReport {
+    pub max_regression: f64,
+    pub workloads: Vec<WorkloadGate>,
+    /// Baselines with no candidate (not an error: a quick suite gated against full baselines).
+    pub baselines_unused: Vec<String>,
+    pub exit_code: u8,
+}
+
+impl GateReport {
+    pub fn cases(&self) -> impl Iterator<Item = (&WorkloadGate, &GateCase)> {
+        self.workloads.iter().flat_map(|w| w.cases.iter().map(move |c| (w, c)))
+    }
+
+    pub fn count(&self, pred: impl Fn(&Outcome) -> bool) -> usize {
+        self.cases().filter(|(_, c)| pred(&c.outcome)).count()
+    }
+
+    /// Cases that were actually compared (regression, improved or no change).
+    pub fn gated(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Regression | Outcome::Improved | Outcome::NoChange))
+    }
+}
+
+/// Why the gate could not run at all (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Load(#[from] crate::result::ResultError),
+    #[error("cannot read directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} holds no result files (*.json)", path.display())]
+    Empty { path: PathBuf },
+    #[error("two results of workload {id:?}: {} and {}", a.display(), b.display())]
+    Duplicate { id: String, a: PathBuf, b: PathBuf },
+    #[error(
+        "no candidate workload has a baseline: candidate {}, baseline {}; nothing was gated",
+        candidates.join(", "), baselines.join(", ")
+    )]
+    NothingMatched { candidates: Vec<String>, baselines: Vec<String> },
+    #[error("nothing could be compared: every case was skipped ({0})")]
+    AllSkipped(String),
+}
+
+/// Result files keyed by workload id: `path` itself, or every `*.json` directly inside a
+/// directory (sorted; any file that is not a valid result is an error naming it).
+pub fn load_results(path: &Path) -> Result<BTreeMap<String, (PathBuf, RunResult)>, GateError> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| GateError::Dir { path: path.to_path_buf(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        v.sort();
+        if v.is_empty() {
+            return Err(GateError::Empty { path: path.to_path_buf() });
+        }
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out: BTreeMap<String, (PathBuf, RunResult)> = BTreeMap::new();
+    for f in files {
+        let r = RunResult::load(&f)?;
+        if let Some((prev, _)) = out.get(&r.workload.id) {
+            return Err(GateError::Duplicate { id: r.workload.id.clone(), a: prev.clone(), b: f });
+        }
+        out.insert(r.workload.id.clone(), (f, r));
+    }
+    Ok(out)
+}
+
+/// Gates every candidate against the baseline of the same workload.
+pub fn gate_sets(
+    candidates: &BTreeMap<String, (PathBuf, RunResult)>,
+    baselines: &BTreeMap<String, (PathBuf, RunResult)>,
+    opts: &GateOptions,
+) -> Result<GateReport, GateError> {
+    if !candidates.keys().any(|k| baselines.contains_key(k)) {
+        return Err(GateError::NothingMatched {
+            candidates: candidates.keys().cloned().collect(),
+            baselines: baselines.keys().cloned().collect(),
+        });
+    }
+    let mut workloads = Vec::new();
+    for (id, (cpath, cand)) in candidates {
+        match baselines.get(id) {
+            Some((bpath, base)) => {
+                let mut w = gate_one(cand, base, opts);
+                w.candidate = cpath.clone();
+                w.baseline = Some(bpath.clone());
+                workloads.push(w);
+            }
+            None => workloads.push(WorkloadGate {
+                workload: id.clone(),
+                candidate: cpath.clone(),
+                baseline: None,
+                energy_label: verdict::weakest_label(cand).to_string(),
+                warnings: vec![],
+                notes: vec![],
+                cases: vec![GateCase::bare(
+                    GateMetric::Data,
+                    "baseline",
+                    Outcome::Skipped { reason: "no baseline for this workload".into() },
+                )],
+            }),
+        }
+    }
+    let baselines_unused = baselines.keys().filter(|k| !candidates.contains_key(*k)).cloned().collect();
+    let mut report = GateReport { max_regression: opts.max_regression, workloads, baselines_unused, exit_code: 0 };
+    if report.gated() == 0 && report.count(|o| o.fails()) == 0 {
+        let reasons: std::collections::BTreeSet<String> = report
+            .cases()
+            .filter_map(|(_, c)| match &c.outcome {
+                Outcome::Skipped { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        return Err(GateError::AllSkipped(reasons.into_iter().collect::<Vec<_>>().join("; ")));
+    }
+    report.exit_code = exit_code(&report);
+    Ok(report)
+}
+
+/// 4 when a case is invalid (the candidate run is not a valid run), else 1 on a regression,
+/// else 0.
+fn exit_code(r: &GateReport) -> u8 {
+    if r.count(|o| matches!(o, Outcome::Invalid { .. })) > 0 {
+        4
+    } else if r.count(|o| *o == Outcome::Regression) > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// Gates one candidate result against one baseline result.
+pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions) -> WorkloadGate {
+    let mut warnings = verdict::warnings(candidate, baseline);
+    if candidate.recipe.name != baseline.recipe.name || candidate.recipe.sha256 != baseline.recipe.sha256 {
+        warnings.push(format!(
+            "recipes differ: candidate {:?} ({}), baseline {:?} ({}); a gate compares like with like",
+            candidate.recipe.name,
+            short(&candidate.recipe.sha256),
+            baseline.recipe.name,
+            short(&baseline.recipe.sha256)
+        ));
+    }
+    let (energy_label, energy_problem) = match verdict::energy_provenance(candidate, baseline) {
+        Ok(l) => (l.to_string(), None),
+        Err(reason) => (verdict::weakest_label(candidate).to_string(), Some(reason)),
+    };
+    let mut resources: Vec<GateMetric> = Vec::new();
+    for r in &opts.metrics {
+        if !resources.contains(r) {
+            resources.push(*r);
+        }
+    }
+    let kind = candidate.workload.kind;
+    let cpu_both = candidate.repeats.iter().chain(&baseline.repeats).all(|r| r.cpu_s.is_some());
+    let names: Vec<(GateMetric, &'static str, verdict::Getter)> = resources
+        .iter()
+        .flat_map(|&r| gate_metrics(r, kind, cpu_both).into_iter().map(move |(n, g)| (r, n, g)))
+        .collect();
+    // `time` falls back to wall-clock time: with `wall` also asked for, gate it once.
+    let mut seen = std::collections::BTreeSet::new();
+    let names: Vec<_> = names.into_iter().filter(|(_, n, _)| seen.insert(*n)).collect();
+    let whole = |reason: String| -> Vec<GateCase> {
+        names.iter().map(|(r, n, _)| GateCase::bare(*r, n, Outcome::Invalid { reason: reason.clone() })).collect()
+    };
+    let mut cand: Vec<&Repeat> = candidate.repeats.iter().collect();
+    let mut base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| r.valid).collect();
+    cand.sort_by_key(|r| r.seed);
+    base.sort_by_key(|r| r.seed);
+    let seeds = |v: &[&Repeat]| v.iter().map(|r| r.seed).collect::<Vec<_>>();
+    let same_seeds = seeds(&cand) == seeds(&base) && seeds(&cand).windows(2).all(|w| w[0] < w[1]);
+    // Only a training repeat depends on its seed; inference repeats are exchangeable.
+    let paired = !opts.unpaired && kind == WorkloadKind::Train && same_seeds;
+    let mut notes = Vec::new();
+    if resources.contains(&GateMetric::Time) && !cpu_both {
+        notes.push(
+            "a side has no CPU time per repeat (recorded by an older effbench), so `time` is wall-clock time, \
+             which other load on the machine inflates"
+                .to_string(),
+        );
+    }
+    if kind == WorkloadKind::Train && !same_seeds {
+        notes.push("the sides ran different seeds, so repeats were resampled unpaired (wider intervals)".to_string());
+    }
+    let sides = if paired { Sides::Paired } else { Sides::Unpaired };
+    let cases = if candidate.workload.id != baseline.workload.id || candidate.workload.kind != baseline.workload.kind {
+        whole(format!(
+            "different workloads: candidate {:?}, baseline {:?}",
+            candidate.workload.id, baseline.workload.id
+        ))
+    } else if cand.is_empty() {
+        whole("the candidate has no repeats".into())
+    } else if let Some((i, r)) = cand.iter().enumerate().find(|(_, r)| !r.valid) {
+        let why = r.invalid_reason.as_deref().unwrap_or("quality target missed");
+        whole(format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed))
+    } else if base.is_empty() {
+        whole("the baseline has no valid repeats".into())
+    } else {
+        names
+            .iter()
+            .map(|&(resource, name, get)| match (&energy_problem, resource) {
+                (Some(reason), GateMetric::Energy) => GateCase::bare(
+                    resource,
+                    name,
+                    Outcome::Skipped { reason: format!("incomparable energy: {reason}") },
+                ),
+                _ => case(resource, name, get, &cand, &base, sides, opts),
+            })
+            .collect()
+    };
+    WorkloadGate {
+        workload: candidate.workload.id.clone(),
+        candidate: PathBuf::new(),
+        baseline: None,
+        energy_label,
+        warnings,
+        notes,
+        cases,
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+fn case(
+    resource: GateMetric,
+    name: &str,
+    get: verdict::Getter,
+    cand: &[&Repeat],
+    base: &[&Repeat],
+    sides: Sides,
+    opts: &GateOptions,
+) -> GateCase {
+    let c: Option<Vec<f64>> = cand.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
+    let b: Option<Vec<f64>> = base.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
+    let (Some(c), Some(b)) = (c, b) else {
+        let reason = format!("{name} is missing or not finite in some repeats");
+        return GateCase::bare(resource, name, Outcome::Invalid { reason });
+    };
+    let (mc, mb) = (verdict::mean(&c), verdict::mean(&b));
+    let mut out = GateCase {
+        baseline_mean: mb,
+        candidate_mean: mc,
+        n_baseline: b.len(),
+        n_candidate: c.len(),
+        paired: sides == Sides::Paired,
+        ..GateCase::bare(resource, name, Outcome::NoChange)
+    };
+    if mb <= 0.0 || mc < 0.0 {
+        out.outcome = Outcome::Invalid { reason: format!("{name}: a ratio needs positive values") };
+        return out;
+    }
+    out.change = mc / mb - 1.0;
+    // The reduction 1 - c/b is the negated change, so its interval mirrors.
+    let red = verdict::reduction_interval(&c, &b, sides, opts.resamples.max(1), opts.seed ^ verdict::fnv1a(name));
+    out.ci95 = [-red[1], -red[0]];
+    out.outcome = judge(out.ci95, opts.max_regression);
+    out
+}
+
+/// criterion's rule: regression when the whole interval is above `+threshold`, improved when
+/// it is below `-threshold`, no change otherwise.
+pub fn judge(ci: [f64; 2], threshold: f64) -> Outcome {
+    if ci[0] > threshold {
+        Outcome::Regression
+    } else if ci[1] < -threshold {
+        Outcome::Improved
+    } else {
+        Outcome::NoChange
+    }
+}
+
+#[cfg(test)]
+mod tests;

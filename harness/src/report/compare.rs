@@ -1,0 +1,85 @@
+//! The comparison table of `compare` and `run --baseline`, for the terminal and as Markdown.
+
+use crate::verdict::Comparison;
+
+pub fn pct(x: f64) -> String {
+    format!("{:+.1}%", 100.0 * x)
+}
+
+/// The table skeleton shared by the terminal and Markdown renderers.
+fn rows(c: &Comparison) -> Vec<[String; 6]> {
+    c.rows
+        .iter()
+        .map(|r| {
+            [
+                r.resource.to_string(),
+                r.metric.clone(),
+                format!("{:.4e} -> {:.4e}", r.baseline_mean, r.candidate_mean),
+                pct(r.reduction),
+                format!("[{}, {}]", pct(r.ci95[0]), pct(r.ci95[1])),
+                if crate::verdict::INFORMATIONAL.contains(&r.metric.as_str()) {
+                    format!("({}; informational)", r.verdict)
+                } else {
+                    r.verdict.to_string()
+                },
+            ]
+        })
+        .collect()
+}
+
+const HEADER: [&str; 6] =
+    ["resource", "metric", "baseline -> candidate (means)", "reduction", "95% interval", "verdict"];
+
+pub fn render_text(c: &Comparison) -> String {
+    let body = rows(c);
+    let widths: Vec<usize> =
+        (0..6).map(|i| body.iter().map(|r| r[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = format!(
+        "{}: reduction target {} (energy {})\n",
+        c.workload,
+        pct(c.target).trim_start_matches('+'),
+        if c.energy_label == "estimated" { "ESTIMATED" } else { c.energy_label.as_str() }
+    );
+    out += &line(&HEADER.map(String::from));
+    for r in &body {
+        out += &line(r);
+    }
+    for (res, v) in &c.resources {
+        out += &format!("{res}: {v}\n");
+    }
+    out += &format!("overall: {}\n", c.overall);
+    for w in &c.warnings {
+        out += &format!("warning: {w}\n");
+    }
+    out
+}
+
+pub fn render_markdown(c: &Comparison) -> String {
+    let mut out = format!(
+        "### effbench: `{}`, target {} reduction{}\n\n| {} |\n|{}|\n",
+        c.workload,
+        pct(c.target).trim_start_matches('+'),
+        if c.energy_label == "estimated" { " (energy ESTIMATED)" } else { "" },
+        HEADER.join(" | "),
+        " --- |".repeat(6)
+    );
+    for r in rows(c) {
+        out += &format!("| {} |\n", r.join(" | "));
+    }
+    out += &format!("\n**Overall: {}**\n", c.overall);
+    for w in &c.warnings {
+        out += &format!("\n> warning: {w}\n");
+    }
+    out
+}

@@ -1,0 +1,74 @@
+//! The gate's table for the terminal.
+
+use crate::gate::{GateReport, Outcome};
+use crate::report::compare::pct;
+
+const HEADER: [&str; 6] = ["workload", "metric", "baseline -> candidate (means)", "change", "95% interval", "outcome"];
+
+pub fn render_text(r: &GateReport) -> String {
+    let mut body: Vec<[String; 6]> = Vec::new();
+    for (w, c) in r.cases() {
+        let computed = c.change.is_finite();
+        body.push([
+            w.workload.clone(),
+            if c.resource == crate::gate::GateMetric::Energy && w.energy_label != "measured" {
+                format!("{} ({})", c.metric, w.energy_label.to_uppercase())
+            } else {
+                c.metric.clone()
+            },
+            if computed { format!("{:.4e} -> {:.4e}", c.baseline_mean, c.candidate_mean) } else { "-".into() },
+            if computed { pct(c.change) } else { "-".into() },
+            if computed { format!("[{}, {}]", pct(c.ci95[0]), pct(c.ci95[1])) } else { "-".into() },
+            c.outcome.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..6).map(|i| body.iter().map(|r| r[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = format!(
+        "effbench gate: regression when the 95% interval of candidate/baseline - 1 lies above {}\n",
+        pct(r.max_regression)
+    );
+    out += &line(&HEADER.map(String::from));
+    for row in &body {
+        out += &line(row);
+    }
+    for w in &r.workloads {
+        for warn in &w.warnings {
+            out += &format!("warning: {}: {warn}\n", w.workload);
+        }
+    }
+    for w in &r.workloads {
+        for note in &w.notes {
+            out += &format!("note: {}: {note}\n", w.workload);
+        }
+    }
+    if !r.baselines_unused.is_empty() {
+        out += &format!("baselines with no candidate (not gated): {}\n", r.baselines_unused.join(", "));
+    }
+    let n = |f: &dyn Fn(&Outcome) -> bool| r.count(f);
+    out += &format!(
+        "gate: {} ({} regression, {} invalid, {} improved, {} no change, {} skipped)\n",
+        match r.exit_code {
+            0 => "PASSED",
+            4 => "FAILED (invalid run)",
+            _ => "FAILED (regression)",
+        },
+        n(&|o| *o == Outcome::Regression),
+        n(&|o| matches!(o, Outcome::Invalid { .. })),
+        n(&|o| *o == Outcome::Improved),
+        n(&|o| *o == Outcome::NoChange),
+        n(&|o| matches!(o, Outcome::Skipped { .. })),
+    );
+    out
+}
