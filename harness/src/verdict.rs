@@ -541,7 +541,26 @@ pub(crate) fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static
     if estimators(c) != estimators(b) {
         return Err("energy is estimated on both sides, but with different models".into());
     }
+    for (side, r) in [("candidate", c), ("baseline", b)] {
+        if let Some(why) = energy_unresolved(r) {
+            return Err(format!("{side}: {why}"));
+        }
+    }
     Ok(weakest_label(c))
+}
+
+/// Why a run's energy figures cannot be trusted to tell runs apart: a valid repeat's window is
+/// shorter than the slowest energy source's update period (the meter warns about each such
+/// window; between two updates the figure is interpolation, not measurement).
+fn energy_unresolved(r: &RunResult) -> Option<String> {
+    let period = r.energy_sources.iter().map(|s| s.update_period_s).fold(0.0, f64::max);
+    let shortest = r.repeats.iter().filter(|x| x.valid).map(|x| x.wall_s.0).fold(f64::INFINITY, f64::min);
+    (period > 0.0 && shortest < period).then(|| {
+        format!(
+            "windows as short as {shortest:.3} s, shorter than the energy source's update period of {period} s, \
+             so energy is not resolved (use a longer workload or a faster source)"
+        )
+    })
 }
 
 #[cfg(test)]

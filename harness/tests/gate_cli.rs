@@ -30,8 +30,22 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-const RUN: [&str; 9] =
-    ["run", "--workload", "digits-mlp-train", "--repeat", "5", "--idle-secs", "0", "--peak-secs", "0"];
+/// A fake constant power source (labelled measured, updated at every read): digits-mlp-train's
+/// 0.04 s windows are shorter than the CPU estimate's 0.2 s update period, so with the estimate
+/// its energy would not be gated at all (tested below).
+const RUN: [&str; 11] = [
+    "run",
+    "--workload",
+    "digits-mlp-train",
+    "--repeat",
+    "5",
+    "--idle-secs",
+    "0",
+    "--peak-secs",
+    "0",
+    "--fake-power",
+    "10",
+];
 
 /// A 5-repeat run of digits-mlp-train (a fraction of a second per repeat) into `out`.
 fn run(out: &Path, extra: &[&str]) -> Output {
@@ -72,7 +86,7 @@ fn gate_exit_codes_tables_and_junit() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("gate: PASSED (0 regression, 0 invalid, 0 improved, 4 no change, 0 skipped)"), "{out}");
-    assert!(out.contains("cpu_s") && out.contains("energy_j (ESTIMATED)"), "{out}");
+    assert!(out.contains("cpu_s") && out.contains("energy_j") && !out.contains("ESTIMATED"), "{out}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
@@ -115,13 +129,27 @@ fn gate_exit_codes_tables_and_junit() {
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("repeat 3 (seed 2) is invalid"), "{}", text(&o));
 
-    // Measured energy against the estimated baseline: energy skipped with the reason, rest gated.
-    let measured = scaled_copy(&base, &dir.join("measured"), 1.0, |v| {
-        v["energy_sources"][0]["provenance"] = "measured".into();
+    // Estimated energy against the measured baseline: energy skipped with the reason, rest gated.
+    let estimated = scaled_copy(&base, &dir.join("estimated"), 1.0, |v| {
+        v["energy_sources"][0]["provenance"] = "estimated".into();
     });
-    let o = effbench(&["gate", measured.to_str().unwrap(), "--baseline", b]);
+    let o = effbench(&["gate", estimated.to_str().unwrap(), "--baseline", b]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("skipped: incomparable energy"), "{}", text(&o));
+
+    // Windows shorter than the energy source's update period (the CPU estimate updates every
+    // 0.2 s; digits-mlp-train takes 0.04 s): energy is not gated, even 30% "more" of it.
+    let slow_windows = |factor: f64, name: &str| {
+        scaled_copy(&base, &dir.join(name), factor, |v| {
+            v["energy_sources"][0]["update_period_s"] = 0.2.into();
+        })
+    };
+    let (short_base, short_slow) = (slow_windows(1.0, "short-base"), slow_windows(1.3, "short-slow"));
+    let o = effbench(&["gate", short_slow.to_str().unwrap(), "--baseline", short_base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "time still regresses: {}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("skipped: incomparable energy") && out.contains("update period"), "{out}");
+    assert!(out.contains("1 regression"), "time only: {out}");
 
     // Errors (exit 2), each naming the file: malformed JSON, unknown schema, nothing matched,
     // an empty directory, a bad threshold.

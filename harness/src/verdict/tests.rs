@@ -241,6 +241,28 @@ fn energy_from_different_domains_is_incomparable() {
 }
 
 #[test]
+fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
+    let base = run("w", &BASE, Provenance::Estimated);
+    let cand = run("w", &scaled(0.3, &NOISE), Provenance::Estimated);
+    // One candidate window shorter than the estimate's 0.2 s update period.
+    let mut short = cand.clone();
+    short.repeats[2].wall_s = Seconds(0.04);
+    let c = compare(&short, &base, &CompareOptions::default());
+    match &c.resources[0].1 {
+        Verdict::Incomparable { reason } => {
+            assert!(reason.contains("candidate") && reason.contains("update period"), "{reason}")
+        }
+        other => panic!("expected unresolved energy, got {other:?}"),
+    }
+    // The same windows from a source that updates faster are judged.
+    let mut fast = short.clone();
+    let mut fast_base = base.clone();
+    fast.energy_sources[0].update_period_s = 0.001;
+    fast_base.energy_sources[0].update_period_s = 0.001;
+    assert_eq!(compare(&fast, &fast_base, &CompareOptions::default()).resources[0].1, Verdict::Met);
+}
+
+#[test]
 fn both_sides_estimated_with_one_model_is_labelled_estimated() {
     let base = run("w", &BASE, Provenance::Estimated);
     let cand = run("w", &scaled(0.3, &NOISE), Provenance::Estimated);
