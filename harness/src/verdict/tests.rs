@@ -244,9 +244,11 @@ fn energy_from_different_domains_is_incomparable() {
 fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
     let base = run("w", &BASE, Provenance::Estimated);
     let cand = run("w", &scaled(0.3, &NOISE), Provenance::Estimated);
-    // One candidate window shorter than the estimate's 0.2 s update period.
+    // Candidate windows of 0.04 s against the estimate's 0.2 s update period.
     let mut short = cand.clone();
-    short.repeats[2].wall_s = Seconds(0.04);
+    for r in &mut short.repeats {
+        r.wall_s = Seconds(0.04);
+    }
     let c = compare(&short, &base, &CompareOptions::default());
     match &c.resources[0].1 {
         Verdict::Incomparable { reason } => {
@@ -254,7 +256,13 @@ fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
         }
         other => panic!("expected unresolved energy, got {other:?}"),
     }
-    // The same windows from a source that updates faster are judged.
+    // Windows of 0.15 s (less than one update, more than half) are judged.
+    let mut longer = short.clone();
+    for r in &mut longer.repeats {
+        r.wall_s = Seconds(0.15);
+    }
+    assert_eq!(compare(&longer, &base, &CompareOptions::default()).resources[0].1, Verdict::Met);
+    // The same short windows from a source that updates faster are judged.
     let mut fast = short.clone();
     let mut fast_base = base.clone();
     fast.energy_sources[0].update_period_s = 0.001;
