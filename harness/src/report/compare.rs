@@ -32,29 +32,13 @@ const HEADER: [&str; 6] =
 
 pub fn render_text(c: &Comparison) -> String {
     let body = rows(c);
-    let widths: Vec<usize> =
-        (0..6).map(|i| body.iter().map(|r| r[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
     let mut out = format!(
         "{}: reduction target {} (energy {})\n",
         c.workload,
         pct(c.target).trim_start_matches('+'),
         if c.energy_label == "estimated" { "ESTIMATED" } else { c.energy_label.as_str() }
     );
-    out += &line(&HEADER.map(String::from));
-    for r in &body {
-        out += &line(r);
-    }
+    out += &super::table::columns(&HEADER, &body);
     for (res, v) in &c.resources {
         out += &format!("{res}: {v}\n");
     }

@@ -22,27 +22,11 @@ pub fn render_text(r: &GateReport) -> String {
             c.outcome.to_string(),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..6).map(|i| body.iter().map(|r| r[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
     let mut out = format!(
         "effbench gate: regression when the 95% interval of candidate/baseline - 1 lies above {}\n",
         pct(r.max_regression)
     );
-    out += &line(&HEADER.map(String::from));
-    for row in &body {
-        out += &line(row);
-    }
+    out += &super::table::columns(&HEADER, &body);
     for w in &r.workloads {
         for warn in &w.warnings {
             out += &format!("warning: {}: {warn}\n", w.workload);

@@ -70,6 +70,24 @@ pub fn render(results: &[&RunResult]) -> String {
     out
 }
 
+/// `header` and `rows` as left-aligned columns two spaces apart, trailing spaces trimmed: the
+/// plain tables of `compare` and `gate`.
+pub fn columns<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter().map(|r| r.as_ref()[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for r in rows {
+        out += &line(&mut r.as_ref().iter().map(String::as_str));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
