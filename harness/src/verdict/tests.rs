@@ -356,12 +356,8 @@ pub(crate) fn normal(rng: &mut SplitMix64) -> f64 {
 /// even with a sqrt(n/(n-1)) expansion), which is why the interval is studentized.
 #[test]
 fn bootstrap_interval_covers_the_true_reduction() {
-    let mut runner = TestRunner::deterministic();
     let params = (5usize..=10, 5usize..=10, 0.2f64..1.0, 0.05f64..0.35, 0.05f64..0.35, proptest::num::u64::ANY);
-    let mut covered = 0;
-    let experiments = 1_000;
-    for _ in 0..experiments {
-        let (nb, nc, ratio, sb, sc, seed) = params.new_tree(&mut runner).unwrap().current();
+    let coverage = coverage_of(params, |(nb, nc, ratio, sb, sc, seed)| {
         let mut rng = SplitMix64::new(seed);
         // Lognormal with mean m: exp(ln m - s²/2 + s·z).
         let mut draw = |m: f64, s: f64, n: usize| -> Vec<f64> {
@@ -369,14 +365,23 @@ fn bootstrap_interval_covers_the_true_reduction() {
         };
         let b = draw(100.0, sb, nb);
         let c = draw(100.0 * ratio, sc, nc);
-        let ci = reduction_interval(&c, &b, Sides::Unpaired, 10_000, seed ^ 1);
-        let truth = 1.0 - ratio;
-        if ci[0] <= truth && truth <= ci[1] {
-            covered += 1;
-        }
-    }
-    let coverage = covered as f64 / experiments as f64;
+        (reduction_interval(&c, &b, Sides::Unpaired, 10_000, seed ^ 1), 1.0 - ratio)
+    });
     assert!((0.92..=0.98).contains(&coverage), "coverage {coverage}");
+}
+
+/// Runs 1,000 simulated experiments with parameters drawn from `params` (proptest's
+/// deterministic runner) and returns the share whose interval covers the true reduction.
+fn coverage_of<S: Strategy>(params: S, mut experiment: impl FnMut(S::Value) -> ([f64; 2], f64)) -> f64 {
+    let mut runner = TestRunner::deterministic();
+    let experiments = 1_000;
+    let covered = (0..experiments)
+        .filter(|_| {
+            let (ci, truth) = experiment(params.new_tree(&mut runner).unwrap().current());
+            ci[0] <= truth && truth <= ci[1]
+        })
+        .count();
+    covered as f64 / experiments as f64
 }
 
 /// The seed-paired interval (what `gate` uses when both sides ran the same seeds), tested as
@@ -385,12 +390,8 @@ fn bootstrap_interval_covers_the_true_reduction() {
 /// noise on top (log-sd 0.01-0.1); the interval must cover the true ratio of means in 92-98%.
 #[test]
 fn paired_interval_covers_the_true_reduction() {
-    let mut runner = TestRunner::deterministic();
     let params = (5usize..=10, 0.2f64..1.5, 0.05f64..0.35, 0.01f64..0.1, proptest::num::u64::ANY);
-    let mut covered = 0;
-    let experiments = 1_000;
-    for _ in 0..experiments {
-        let (n, ratio, s_seed, s_run, seed) = params.new_tree(&mut runner).unwrap().current();
+    let coverage = coverage_of(params, |(n, ratio, s_seed, s_run, seed)| {
         let mut rng = SplitMix64::new(seed);
         let mut b = Vec::new();
         let mut c = Vec::new();
@@ -401,13 +402,8 @@ fn paired_interval_covers_the_true_reduction() {
             b.push(100.0 * shared * own(&mut rng));
             c.push(100.0 * ratio * shared * own(&mut rng));
         }
-        let ci = reduction_interval(&c, &b, Sides::Paired, 10_000, seed ^ 1);
-        let truth = 1.0 - ratio;
-        if ci[0] <= truth && truth <= ci[1] {
-            covered += 1;
-        }
-    }
-    let coverage = covered as f64 / experiments as f64;
+        (reduction_interval(&c, &b, Sides::Paired, 10_000, seed ^ 1), 1.0 - ratio)
+    });
     assert!((0.92..=0.98).contains(&coverage), "coverage {coverage}");
 }
 
