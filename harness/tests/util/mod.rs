@@ -1,0 +1,51 @@
+//! Helpers shared by the end-to-end tests (`mod util;` in each test file). One copy, so a
+//! change to how tests start effbench or make temp dirs happens in one place.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `effbench` binary under test, with the environment variables that would change its
+/// defaults removed.
+pub fn effbench() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
+    c.env_remove("RAYON_NUM_THREADS")
+        .env_remove("EFFBENCH_BACKEND")
+        .env_remove("EFFBENCH_METER")
+        .env_remove("EFFBENCH_SAMPLE_HZ")
+        .env_remove("EFFBENCH_FMNIST_DIR");
+    c
+}
+
+/// Runs effbench with `args` and waits for it.
+pub fn run(args: &[&str]) -> Output {
+    effbench().args(args).output().unwrap()
+}
+
+/// A fresh temp directory, removed when the returned guard drops (unpredictable name, from
+/// `tempfile`).
+pub fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("effbench-{name}-")).tempdir().unwrap()
+}
+
+/// Lossy UTF-8 of a process's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// stdout and stderr of `o` together, for assertions on messages.
+pub fn both(o: &Output) -> String {
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `run` with the fast settings tests use (short idle window, no GEMM calibration).
+pub fn quick_run(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--idle-secs", "0.2", "--peak-secs", "0", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
