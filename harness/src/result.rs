@@ -15,6 +15,9 @@ use crate::stats::Summary;
 use crate::system::SystemInfo;
 use crate::units::{Bytes, Joules, Seconds, Watts};
 
+mod wall;
+pub use wall::{UnresolvedEnergy, WallMeterRepeat, WallUncertainty};
+
 /// The schema this version writes and reads.
 pub const SCHEMA: &str = "effbench.result/1";
 
@@ -158,10 +161,18 @@ pub struct Repeat {
     /// temperature, SM clock, utilisation) and what its counters (PCIe bytes) moved inside it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub device_state: BTreeMap<String, crate::sensor::EdgeStates>,
-    /// `--meter ptd://`: the analyzer's own report for this window (`mark`, `energy_j` from
-    /// its samples, `samples`, `duration_s`, `uncertainty_pct`).
+    /// `--meter ptd://`: what the analyzer measured for this repeat, from its own samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wall_meter: Option<serde_json::Value>,
+    pub wall_meter: Option<WallMeterRepeat>,
+    /// Domains whose energy in this repeat is not a measurement; their figures are left out
+    /// of `energy_j`, and `compare` and `gate` never judge such a repeat's energy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_energy: Vec<UnresolvedEnergy>,
+    /// Runs of the work inside this repeat's window (> 1 when a training run was repeated, same
+    /// seed, to give a slow wall meter a window it can resolve); every per-repeat figure is
+    /// per run. Absent means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes: Option<u32>,
     // Training only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples_to_target: Option<u64>,

@@ -9,6 +9,9 @@
 //! `--backend external:` runs inference workloads through a runner: see [`external`].
 
 mod external;
+mod wall;
+
+use wall::{wall_begin, wall_end};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +54,12 @@ pub struct RunPlan {
     /// The wall meter's window handle (`--meter ptd://`): each repeat's window is also marked
     /// on the analyzer, and its own report is stored beside the meter's integral.
     pub wall: Option<crate::sensor::ptd::PtdWindows>,
+    /// `--meter-ranging`: before each workload's repeats, one unrecorded window in auto range,
+    /// then fixed ranges from what it saw (MLPerf Power's ranging mode).
+    pub wall_ranging: bool,
+    /// `--require-measured`: also makes a repeat invalid when the wall meter's uncertainty is
+    /// not known to be within its limit.
+    pub require_measured: bool,
     pub command: Vec<String>,
     pub allocator: &'static str,
     /// Testing only: busy-wait this fraction of each repeat's work time inside its window
@@ -111,6 +120,7 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
         }
     }
 
+    let wall_idle = if plan.idle.is_zero() { None } else { wall::idle_begin(plan)? };
     let idle_begin = meter.mark();
     if !plan.idle.is_zero() {
         progress.note(&format!("idle window: {:.1} s", plan.idle.as_secs_f64()));
@@ -118,11 +128,12 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
     }
     let idle_end = meter.mark();
     let idle_window = meter.window(&idle_begin, &idle_end);
-    let idle_power: BTreeMap<String, Watts> = if plan.idle.is_zero() {
+    let mut idle_power: BTreeMap<String, Watts> = if plan.idle.is_zero() {
         BTreeMap::new()
     } else {
         idle_window.avg_power_w().into_iter().map(|(d, w)| (d, Watts(w))).collect()
     };
+    wall::idle_end(plan, wall_idle, &mut idle_power, progress)?;
 
     let mut finished = Vec::new();
     for (spec, recipe) in &plan.workloads {
@@ -133,6 +144,9 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
             run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, (&idle_begin, &idle_end), progress)
                 .with_context(|| format!("workload {}", spec.id))?;
         finished.push(f);
+    }
+    if let Some(w) = &plan.wall {
+        w.restore_ranges().context("wall meter: restoring the analyzer's ranges")?;
     }
     Ok(finished)
 }
@@ -154,11 +168,6 @@ fn run_workload(
     let trace_path = plan.out_dir.join(format!("{}.trace.csv", spec.id));
     progress.workload_start(spec.id, plan.repeats);
 
-    enum Work {
-        Train(Box<dyn effbench_models::task::Task>),
-        Infer(Box<InferSession>),
-        External(Box<external::Runner>),
-    }
     let mut work = match spec.kind {
         Kind::Train => Work::Train(spec.build_task(&plan.data)?),
         Kind::Infer => {
@@ -231,31 +240,65 @@ fn run_workload(
     // Refuse an unwritable destination before the first repeat's work, not after it.
     result.write(&path).with_context(|| format!("writing {}", path.display()))?;
 
+    if plan.wall_ranging {
+        ranging_pass(plan, spec, recipe, &mut work, progress)?;
+    }
     let mut windows: Vec<(String, Mark, Mark)> = Vec::new();
     for seed in 0..plan.repeats as u64 {
         let started = Instant::now();
         let repeat = match &mut work {
             Work::Train(task) => {
                 let recipe = recipe.expect("training workloads have a recipe");
-                let net = spec.build_net(seed, &dev)?;
+                let mut net = Some(spec.build_net(seed, &dev)?);
                 let target = spec.target(&recipe.recipe);
                 fsutil::reset_peak_rss();
                 plan.backend.synchronize()?;
                 let wall_mark = wall_begin(plan, spec.id, seed)?;
                 let begin = meter.mark();
                 let (t0, cpu0) = (Instant::now(), fsutil::process_cpu_s());
-                let out = train::train(task.as_ref(), net.as_ref(), &recipe.recipe, target, seed, &dev, &mut |e| {
-                    progress.evaluation(e.samples, e.quality)
-                })?;
-                plan.backend.synchronize()?;
+                // With a wall meter, the same seed is trained again until the window resolves
+                // (run/wall.rs); later passes build their net inside the window (milliseconds).
+                let (mut passes, mut first, mut differing) = (0u32, None::<TrainOutcome>, Vec::new());
+                while passes == 0 || t0.elapsed() < wall::min_window(plan) {
+                    let n = match net.take() {
+                        Some(n) => n,
+                        None => spec.build_net(seed, &dev)?,
+                    };
+                    let show = passes == 0;
+                    let out = train::train(task.as_ref(), n.as_ref(), &recipe.recipe, target, seed, &dev, &mut |e| {
+                        if show {
+                            progress.evaluation(e.samples, e.quality)
+                        }
+                    })?;
+                    plan.backend.synchronize()?;
+                    passes += 1;
+                    match &first {
+                        None => first = Some(out),
+                        Some(f) if f.samples_to_target != out.samples_to_target => {
+                            differing.push(out.samples_to_target)
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let out = first.expect("at least one pass ran");
                 plant_slowdown(plan.planted_slowdown, t0.elapsed(), threads);
                 let cpu = cpu_since(cpu0);
                 let end = meter.mark();
-                let window = meter.window(&begin, &end);
+                let window = meter.window(&begin, &end).per_pass(passes);
                 windows.push((format!("repeat-{seed}"), begin, end));
                 let mut r = train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak);
-                r.cpu_s = cpu;
-                wall_end(plan, wall_mark, &mut r)?;
+                r.cpu_s = wall::per_pass(cpu, passes);
+                if passes > 1 {
+                    r.passes = Some(passes);
+                }
+                if !differing.is_empty() {
+                    r.meter_warnings.push(format!(
+                        "{passes} passes of seed {seed} in one window did not all reach the target after the same \
+                         samples: first {:?}, later {differing:?}; data figures are the first pass's",
+                        out.samples_to_target
+                    ));
+                }
+                wall_end(plan, spec.id, wall_mark, &mut r, idle_power)?;
                 r
             }
             Work::Infer(session) => {
@@ -277,7 +320,7 @@ fn run_workload(
                 windows.push((format!("repeat-{seed}"), begin, end));
                 let mut r = infer_repeat(spec, seed, &passes, &window, idle_power, flops_per_unit, peak);
                 r.cpu_s = cpu;
-                wall_end(plan, wall_mark, &mut r)?;
+                wall_end(plan, spec.id, wall_mark, &mut r, idle_power)?;
                 r
             }
             Work::External(runner) => {
@@ -306,6 +349,46 @@ fn run_workload(
     Ok(Finished { path, result })
 }
 
+enum Work {
+    Train(Box<dyn effbench_models::task::Task>),
+    Infer(Box<InferSession>),
+    External(Box<external::Runner>),
+}
+
+/// `--meter-ranging`: the workload's unrecorded ranging pass (seed 0) in auto range, then fixed
+/// ranges (see [`wall::ranging`]).
+fn ranging_pass(
+    plan: &RunPlan,
+    spec: &'static WorkloadSpec,
+    recipe: Option<&LoadedRecipe>,
+    work: &mut Work,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let dev = plan.backend.device();
+    match work {
+        Work::Train(task) => {
+            let recipe = recipe.expect("training workloads have a recipe");
+            let target = spec.target(&recipe.recipe);
+            wall::ranging(plan, spec.id, progress, &mut || {
+                let net = spec.build_net(0, &dev)?;
+                train::train(task.as_ref(), net.as_ref(), &recipe.recipe, target, 0, &dev, &mut |_| {})?;
+                Ok(())
+            })
+        }
+        Work::Infer(session) => wall::ranging(plan, spec.id, progress, &mut || {
+            session.pass()?;
+            Ok(())
+        }),
+        Work::External(_) => {
+            progress.note(
+                "wall meter: no ranging pass through a runner; set the analyzer's ranges yourself (SR) or \
+                 its uncertainty stays unknown",
+            );
+            Ok(())
+        }
+    }
+}
+
 /// The process's CPU time since `start` (see [`fsutil::process_cpu_s`]).
 fn cpu_since(start: Option<f64>) -> Option<Seconds> {
     Some(Seconds(fsutil::process_cpu_s()? - start?))
@@ -328,30 +411,6 @@ fn plant_slowdown(fraction: f64, work: Duration, threads: usize) {
             });
         }
     });
-}
-
-/// Opens a window on the wall meter (if any) just before the meter's own edge.
-fn wall_begin(plan: &RunPlan, id: &str, seed: u64) -> Result<Option<String>> {
-    let Some(w) = &plan.wall else { return Ok(None) };
-    let mark = crate::sensor::ptd::make_mark(&format!("{id}_r{seed}_{}", chrono::Utc::now().format("%H%M%S%3f")));
-    w.begin_window(&mark).with_context(|| format!("wall meter: starting window {mark}"))?;
-    Ok(Some(mark))
-}
-
-/// Closes the wall meter's window and stores its report (energy from the analyzer's samples,
-/// sample count, uncertainty) and warnings in the repeat.
-fn wall_end(plan: &RunPlan, mark: Option<String>, r: &mut Repeat) -> Result<()> {
-    let (Some(w), Some(mark)) = (&plan.wall, mark) else { return Ok(()) };
-    let report = w.end_window(&mark).with_context(|| format!("wall meter: closing window {mark}"))?;
-    r.meter_warnings.extend(report.warnings.iter().map(|x| format!("wall meter: {x}")));
-    r.wall_meter = Some(serde_json::json!({
-        "mark": report.mark,
-        "energy_j": report.energy.map(|j| j.0),
-        "samples": report.samples.len(),
-        "duration_s": report.duration.0,
-        "uncertainty_pct": report.uncertainty_pct,
-    }));
-    Ok(())
 }
 
 /// Total and dynamic energy of a window. A wall meter (domain `system`) covers every other
@@ -410,6 +469,8 @@ fn base_repeat(
         meter_busy_s: Some(window.sampler_busy),
         device_state: window.device_state.clone(),
         wall_meter: None,
+        unresolved_energy: Vec::new(),
+        passes: None,
         samples_to_target: None,
         bytes_to_target: None,
         unique_samples: None,

@@ -555,6 +555,13 @@ pub(crate) fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static
 /// against the CPU estimate's 0.2 s). Longer windows that still fall short of one period keep
 /// the meter's warning in the result but are judged.
 fn energy_unresolved(r: &RunResult) -> Option<String> {
+    // A repeat that says one of its domains is not a measurement (a wall-meter window with too
+    // few samples, samples lost) leaves the run's energy unresolved: never a small number.
+    if let Some((rep, u)) =
+        r.repeats.iter().filter(|x| x.valid).find_map(|x| x.unresolved_energy.first().map(|u| (x, u)))
+    {
+        return Some(format!("repeat {} has unresolved {} energy: {}", rep.seed, u.domain, u.reason));
+    }
     let period = r.energy_sources.iter().map(|s| s.update_period_s).fold(0.0, f64::max);
     let mut windows: Vec<f64> = r.repeats.iter().filter(|x| x.valid).map(|x| x.wall_s.0).collect();
     if period <= 0.0 || windows.is_empty() {

@@ -147,6 +147,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     if !(args.plant_slowdown >= 0.0 && args.plant_slowdown <= 10.0) {
         return Err(Failure::usage(anyhow!("--plant-slowdown must be between 0 and 10, got {}", args.plant_slowdown)));
     }
+    args.meter.validate().map_err(|e| Failure::usage(anyhow!(e)))?;
     let out_dir = args.out.unwrap_or_else(default_out);
     check_writable(&out_dir).map_err(Failure::usage)?;
     let mut wall = None;
@@ -181,8 +182,15 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     };
     // An inference window must span many updates of the slowest source (issue 3: at least
     // max(--min-window-secs, 20 x the slowest update period)).
-    let slowest = sensors.iter().map(|s| s.info().update_period_s).fold(0.0, f64::max);
-    let min_window = args.min_window_secs.max(20.0 * slowest);
+    // The wall meter's live reading is not its energy (that comes from the analyzer's log, with
+    // its own window rule below), so it is left out of the 20-updates rule.
+    let slowest =
+        sensors.iter().map(|s| s.info()).filter(|i| i.kind != "ptd").map(|i| i.update_period_s).fold(0.0, f64::max);
+    let mut min_window = args.min_window_secs.max(20.0 * slowest);
+    if let Some(w) = &wall {
+        // A wall meter's window must hold --meter-min-samples of its samples (run/wall.rs).
+        min_window = min_window.max(w.min_window().as_secs_f64());
+    }
     Ok(RunPlan {
         workloads,
         backend,
@@ -197,6 +205,8 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         peak_duration: secs(args.peak_secs, "--peak-secs")?,
         sensors,
         wall,
+        wall_ranging: args.meter.meter_ranging,
+        require_measured: args.require_measured,
         command,
         allocator,
         planted_slowdown: args.plant_slowdown,

@@ -12,6 +12,27 @@ pub struct MeterArgs {
     /// A wall power meter through SPEC PTDaemon: ptd://HOST:PORT (effbench does not ship PTDaemon).
     #[arg(long, value_name = "ptd://HOST:PORT", env = "EFFBENCH_METER")]
     pub meter: Option<String>,
+    /// The wall meter's sample period in ms, sent with `Go` (one your analyzer supports;
+    /// PTDaemon's reply names the period it uses, and that one is taken).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=60_000))]
+    pub meter_period_ms: u32,
+    /// Fewest analyzer samples a window needs for its wall energy to count as measured;
+    /// training repeats are run again (same seed) inside one window until it is that long.
+    #[arg(long, value_name = "N", default_value_t = crate::sensor::ptd::MIN_WINDOW_SAMPLES as u32,
+          value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub meter_min_samples: u32,
+    /// A wall-meter window whose worst sample's uncertainty is above this (percent) is flagged;
+    /// with --require-measured its repeat is invalid (MLPerf Power's limit is 1%).
+    #[arg(long, value_name = "PCT", default_value_t = crate::sensor::ptd::UNCERTAINTY_LIMIT_PCT)]
+    pub max_meter_uncertainty: f64,
+    /// MLPerf's ranging pass: before each workload, one unrecorded window in auto range, then
+    /// fixed ranges (SR) from the volts and amps it saw; the original ranges are restored at
+    /// the end.
+    #[arg(long)]
+    pub meter_ranging: bool,
+    /// Seconds to wait after changing the analyzer's ranges (power-dev waits 10).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub meter_settle_secs: f64,
     /// A command that prints power (W, mW) or cumulative energy (J) for one domain, run about
     /// once a second in the background (the meter reads its latest value): a vendor tool for
     /// NPUs whose only telemetry is a CLI.
@@ -38,9 +59,32 @@ pub struct MeterArgs {
 }
 
 impl MeterArgs {
+    /// Checks the wall-meter numbers clap cannot (finite, in range).
+    pub fn validate(&self) -> Result<(), String> {
+        let u = self.max_meter_uncertainty;
+        if !(u.is_finite() && u > 0.0 && u <= 100.0) {
+            return Err(format!("--max-meter-uncertainty must be a percentage in (0, 100], got {u}"));
+        }
+        let s = self.meter_settle_secs;
+        if !(s.is_finite() && (0.0..=600.0).contains(&s)) {
+            return Err(format!("--meter-settle-secs must be between 0 and 600 seconds, got {s}"));
+        }
+        if self.meter_ranging && self.meter.is_none() {
+            return Err("--meter-ranging needs a wall meter (--meter ptd://HOST:PORT)".into());
+        }
+        Ok(())
+    }
+
     pub fn options(&self, domains: &[&str]) -> DiscoverOptions {
         let mut o = DiscoverOptions::for_domains(domains);
         o.meter = self.meter.clone();
+        o.ptd = crate::sensor::ptd::PtdOptions {
+            sample_period_ms: self.meter_period_ms,
+            min_samples: self.meter_min_samples as usize,
+            max_uncertainty_pct: self.max_meter_uncertainty,
+            settle: Duration::try_from_secs_f64(self.meter_settle_secs).unwrap_or(Duration::from_secs(10)),
+            ..Default::default()
+        };
         o.power_command = self.power_command.clone().map(|c| {
             let secs = |s: f64| Duration::from_secs_f64(if s.is_finite() { s.max(0.1) } else { 0.1 });
             let mut opts = CommandOptions::new(&self.power_command_domain, secs(self.power_command_timeout));

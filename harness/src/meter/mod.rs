@@ -94,6 +94,19 @@ pub struct Window {
 }
 
 impl Window {
+    /// The figures of one of `passes` equal runs of work inside this window: duration, energy
+    /// and the sampler's time divided by `passes` (samples, warnings and states are kept).
+    pub fn per_pass(mut self, passes: u32) -> Window {
+        let k = f64::from(passes.max(1));
+        self.duration = Seconds(self.duration.0 / k);
+        self.total = Joules(self.total.0 / k);
+        for j in self.by_domain.values_mut() {
+            *j = Joules(j.0 / k);
+        }
+        self.sampler_busy = Seconds(self.sampler_busy.0 / k);
+        self
+    }
+
     /// Average power over the window per domain.
     pub fn avg_power_w(&self) -> BTreeMap<String, f64> {
         self.by_domain.iter().map(|(d, j)| (d.clone(), j.0 / self.duration.0)).collect()

@@ -34,6 +34,13 @@ pub fn render(results: &[&RunResult]) -> String {
         let valid = r.repeats.iter().filter(|x| x.valid).count();
         let dash = || "-".to_string();
         let label = energy_label(&r.energy_sources);
+        // Energy that a repeat could not resolve is never shown as a (small) number.
+        let unresolved = r.repeats.iter().any(|x| !x.unresolved_energy.is_empty());
+        let energy = |v: Option<f64>, f: &dyn Fn(f64) -> String| match v {
+            _ if unresolved => "UNRESOLVED".to_string(),
+            Some(v) => f(v),
+            None => dash(),
+        };
         rows.push(vec![
             r.workload.id.clone(),
             r.recipe.name.clone(),
@@ -41,9 +48,9 @@ pub fn render(results: &[&RunResult]) -> String {
             med(r, |x| x.quality).map_or_else(dash, |q| format!("{q:.4}")),
             med(r, |x| x.samples_to_target.map(|s| s as f64)).map_or_else(dash, |s| format!("{s:.0}")),
             med(r, |x| Some(x.wall_s.0)).map_or_else(dash, |t| format!("{t:.2} s")),
-            med(r, |x| Some(x.energy_j.total.0)).map_or_else(dash, joules),
+            energy(med(r, |x| Some(x.energy_j.total.0)), &joules),
             if label == "estimated" { "ESTIMATED".into() } else { label.to_string() },
-            med(r, |x| Some(x.energy_per_unit_j.0)).map_or_else(dash, |j| format!("{}/{}", joules(j), r.workload.unit)),
+            energy(med(r, |x| Some(x.energy_per_unit_j.0)), &|j| format!("{}/{}", joules(j), r.workload.unit)),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())

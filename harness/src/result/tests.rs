@@ -25,6 +25,8 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         meter_busy_s: None,
         device_state: Default::default(),
         wall_meter: None,
+        unresolved_energy: Vec::new(),
+        passes: None,
         samples_to_target: Some(48_000),
         bytes_to_target: Some(Bytes(48_000 * 64)),
         unique_samples: Some(40_000),

@@ -249,7 +249,7 @@ impl Runner {
             max_rel_error: worst.max_rel,
             reference_quality: self.reference_quality,
         });
-        wall_end(plan, wall_mark, &mut r)?;
+        wall_end(plan, spec.id, wall_mark, &mut r, idle_power)?;
         Ok(r)
     }
 

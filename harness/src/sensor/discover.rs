@@ -15,6 +15,8 @@ pub struct DiscoverOptions {
     pub root: PathBuf,
     /// `--meter ptd://HOST:PORT`.
     pub meter: Option<String>,
+    /// How to talk to the wall meter's PTDaemon.
+    pub ptd: ptd::PtdOptions,
     /// `--power-command "CMD"` and how to run it (domain, unit, mode, timeout).
     pub power_command: Option<(String, command::CommandOptions)>,
     /// The domains the backend's work draws on (`cpu` for the CPU backend).
@@ -28,6 +30,7 @@ impl DiscoverOptions {
         DiscoverOptions {
             root: sysfs::sysfs_root(),
             meter: None,
+            ptd: ptd::PtdOptions::default(),
             power_command: None,
             backend_domains: domains.iter().map(|d| d.to_string()).collect(),
             host_domains: Vec::new(),
@@ -51,7 +54,7 @@ pub fn discover_with_wall(opts: &DiscoverOptions) -> (Vec<Candidate>, Option<ptd
     all.extend(nvml);
     let mut wall_windows = None;
     if let Some(url) = &opts.meter {
-        let (c, w) = ptd_candidate(url);
+        let (c, w) = ptd_candidate(url, &opts.ptd);
         all.push(c);
         wall_windows = w;
     }
@@ -75,10 +78,10 @@ pub fn discover_with_wall(opts: &DiscoverOptions) -> (Vec<Candidate>, Option<ptd
     (all, wall_windows)
 }
 
-fn ptd_candidate(url: &str) -> (Candidate, Option<ptd::PtdWindows>) {
+fn ptd_candidate(url: &str, opts: &ptd::PtdOptions) -> (Candidate, Option<ptd::PtdWindows>) {
     let id = format!("ptd:{url}");
     let (status, sensors, windows): (Status, Vec<Box<dyn Sensor>>, _) = match ptd::parse_meter_url(url)
-        .and_then(|_| ptd::PtdSensor::connect(url, Default::default()).map_err(|e| e.to_string()))
+        .and_then(|_| ptd::PtdSensor::connect(url, opts.clone()).map_err(|e| e.to_string()))
     {
         Ok(s) => {
             let w = s.windows();

@@ -33,6 +33,8 @@ pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
         meter_busy_s: None,
         device_state: Default::default(),
         wall_meter: None,
+        unresolved_energy: Vec::new(),
+        passes: None,
         samples_to_target: Some((x * 100.0).round() as u64),
         bytes_to_target: Some(Bytes((x * 6400.0).round() as u64)),
         unique_samples: Some((x * 100.0).round() as u64),
@@ -268,6 +270,26 @@ fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
     fast.energy_sources[0].update_period_s = 0.001;
     fast_base.energy_sources[0].update_period_s = 0.001;
     assert_eq!(compare(&fast, &fast_base, &CompareOptions::default()).resources[0].1, Verdict::Met);
+}
+
+#[test]
+fn a_repeat_with_unresolved_energy_is_never_judged_as_a_small_number() {
+    // Issue 9: a wall-meter window that lost samples leaves its domain out of energy_j (so
+    // the total is small) and says so; the verdict must not call that a 70% cut.
+    let base = run("w", &BASE, Provenance::Measured);
+    let mut cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
+    cand.repeats[2].unresolved_energy.push(crate::result::UnresolvedEnergy {
+        domain: "system".into(),
+        reason: "samples were lost".into(),
+    });
+    match &compare(&cand, &base, &CompareOptions::default()).resources[0].1 {
+        Verdict::Incomparable { reason } => {
+            assert!(reason.contains("candidate") && reason.contains("unresolved system energy"), "{reason}")
+        }
+        other => panic!("expected incomparable energy, got {other:?}"),
+    }
+    // The same file on the baseline side is refused too.
+    assert!(matches!(compare(&base, &cand, &CompareOptions::default()).resources[0].1, Verdict::Incomparable { .. }));
 }
 
 #[test]

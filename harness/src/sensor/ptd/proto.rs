@@ -2,8 +2,9 @@
 //!
 //! Source: SPEC PTDaemon's TCP text protocol as MLCommons power-dev's client uses it
 //! (`ptd_client_server/lib/common.py`, `lib/server.py`, `tests/unit/test_server.py`), summarised
-//! in sensors.md §4.2. Formats marked [U] there (the `Watts` and `Uncertainty` replies) are
-//! parsed leniently and kept verbatim so a real capture can correct us.
+//! in sensors.md §4.2. The reply formats of `Watts`, `Uncertainty`, `Go`, `RR` and `SR` are
+//! taken from recorded real sessions (PTDaemon 1.10 in mlcommons/inference_results_v4.1; each
+//! test names its source), not guessed. The log lines read back by `RL` are in [`super::log`].
 
 use std::fmt;
 
@@ -91,43 +92,6 @@ fn restorable(auto: i32, range: f64) -> Option<PtdRange> {
     }
 }
 
-/// One channel of a multichannel sample (`Ch1,Watts,…,Volts,…,Amps,…,PF,…`).
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct PtdChannel {
-    pub watts: f64,
-    /// -1 means "not reported" in PTD's convention; kept as sent.
-    pub volts: f64,
-    pub amps: f64,
-    pub pf: f64,
-}
-
-/// One logged sample: `Time,<ts>,Watts,<W>,Volts,<V>,Amps,<A>,PF,<pf>,Mark,<mark>[,Ch1,…]`.
-/// For multichannel analyzers the top-level figures are the sum over channels.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct PtdSample {
-    /// The daemon's timestamp text (`01-22-2021 15:05:14.313`), kept verbatim: it is the
-    /// director's wall clock, not ours.
-    pub time: String,
-    pub watts: f64,
-    /// -1 means "not reported" (multichannel sums); kept as sent.
-    pub volts: f64,
-    pub amps: f64,
-    pub pf: f64,
-    pub mark: String,
-    pub channels: Vec<PtdChannel>,
-}
-
-/// A log line that is not a sample: `Time,<ts>,ERROR,<message>`, or one we cannot parse.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LogLine {
-    Sample(PtdSample),
-    /// An `ERROR` line from the daemon (e.g. `Bad volts reading nan from WT310`).
-    DaemonError {
-        time: String,
-        message: String,
-    },
-}
-
 /// True when a reply means the command failed: it starts with `Error`, `Unknown command` or
 /// `Invalid`, or contains `Error` anywhere (power-dev's rule for `SR`). Case-insensitive.
 pub fn is_failure(reply: &str) -> bool {
@@ -161,91 +125,103 @@ pub fn parse_ranges(reply: &str) -> Result<PtdRanges, String> {
     })
 }
 
-/// Parses the `RL` header `Last N samples`; returns N.
-pub fn parse_rl_header(reply: &str) -> Result<usize, String> {
-    let mut t = reply.split_whitespace();
-    match (t.next(), t.next().map(str::parse::<usize>)) {
-        (Some("Last"), Some(Ok(n))) => Ok(n),
-        _ => Err("\"Last <N> samples\"".into()),
+/// `Watts,<avg>,<min>,<max>,<samples>,<errors>,<valid>`: PTDaemon's running statistics of
+/// the current measurement (between `Go` and `Stop`), or of the last one after `Stop`. **Not**
+/// the latest sample: e.g. `Watts,343.822162,167.300000,403.700000,916,0,916` after a 916 s
+/// window whose power went from 167 W to 403 W (UntetherAI h13_u3_slim, inference_results_v4.1,
+/// `power/server.log`).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct WattsStats {
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: u64,
+    pub errors: u64,
+    pub valid: u64,
+}
+
+/// `Uncertainty,<avg>,<min>,<max>,<samples>,<invalid>,<valid>,<unknown>`: the analyzer's
+/// uncertainty over the current (or last) measurement, as **fractions** (`0.004572` = 0.46%).
+/// While the analyzer auto-ranges it cannot say: `Uncertainty,-1.0,10000000.000000,0.000000,
+/// 916,0,0,916` (same session, the ranging window).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct UncertaintyStats {
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: u64,
+    pub invalid: u64,
+    pub valid: u64,
+    pub unknown: u64,
+}
+
+impl UncertaintyStats {
+    /// The average over the samples whose uncertainty is known, in percent; `None` when no
+    /// sample's is (auto-ranging: the daemon sends -1).
+    pub fn avg_pct(&self) -> Option<f64> {
+        (self.valid > 0 && self.avg >= 0.0).then_some(self.avg * 100.0)
+    }
+    /// The worst sample's, in percent; `None` when no sample's is known.
+    pub fn max_pct(&self) -> Option<f64> {
+        (self.valid > 0 && self.max >= 0.0).then_some(self.max * 100.0)
     }
 }
 
-/// Parses the `Watts` reply. Its exact format is undocumented [U]: accepted are a bare number
-/// (`22.97`), `Watts,22.97`, `Watts: 22.97`, `Watts 22.97`, `22.97 W`, and a full sample line.
-pub fn parse_watts(reply: &str) -> Result<f64, String> {
-    const EXPECTED: &str = "a power in watts (`22.97`, `Watts,22.97` or a sample line)";
-    let r = reply.trim();
-    let fields: Vec<&str> = r.split(',').map(str::trim).collect();
-    let candidate = match fields.iter().position(|f| f.eq_ignore_ascii_case("watts")) {
-        Some(i) => fields.get(i + 1).copied().unwrap_or(""),
-        None => {
-            let r = r.strip_prefix("Watts").map(|s| s.trim_start_matches([':', ' '])).unwrap_or(r);
-            r.strip_suffix('W').unwrap_or(r).trim()
-        }
-    };
-    match candidate.parse::<f64>() {
-        Ok(w) if w.is_finite() => Ok(w),
-        _ => Err(EXPECTED.into()),
+fn numbers<const N: usize>(reply: &str, head: &str, expected: &str) -> Result<[f64; N], String> {
+    let f: Vec<&str> = reply.trim().split(',').map(str::trim).collect();
+    if f.len() != N + 1 || f[0] != head {
+        return Err(expected.into());
     }
+    let mut out = [0.0; N];
+    for (o, t) in out.iter_mut().zip(&f[1..]) {
+        *o = t.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| expected.to_string())?;
+    }
+    Ok(out)
 }
 
-/// Parses the `Uncertainty` reply; returns the first number in it, taken as percent (the
-/// format is undocumented [U]; the fake and the sensors.md sketch use `Uncertainty,0.20`).
-/// `None` when the reply holds no number (e.g. uncertainty checking is off).
-pub fn parse_uncertainty(reply: &str) -> Option<f64> {
-    reply.split([',', ' ', ':', '%']).filter_map(|t| t.trim().parse::<f64>().ok()).find(|v| v.is_finite())
+fn count(v: f64, expected: &str) -> Result<u64, String> {
+    (v >= 0.0 && v.fract() == 0.0 && v < 1e15).then_some(v as u64).ok_or_else(|| expected.to_string())
 }
 
-/// Parses one line read back by `RL`.
-pub fn parse_log_line(line: &str) -> Result<LogLine, String> {
-    const EXPECTED: &str = "Time,<ts>,Watts,<W>,Volts,<V>,Amps,<A>,PF,<pf>,Mark,<mark>[,Ch1,...]";
-    let f: Vec<&str> = line.trim().split(',').map(str::trim).collect();
-    if f.len() < 3 || f[0] != "Time" {
-        return Err(EXPECTED.into());
-    }
-    let time = f[1].to_string();
-    if f[2].eq_ignore_ascii_case("error") {
-        return Ok(LogLine::DaemonError { time, message: f[3..].join(",") });
-    }
-    let mut s = PtdSample { time, ..PtdSample::default() };
-    let (mut seen_watts, mut seen_mark) = (false, false);
-    let mut i = 2;
-    while i < f.len() {
-        let key = f[i];
-        if key.len() > 2 && key.starts_with("Ch") && key[2..].bytes().all(|b| b.is_ascii_digit()) {
-            s.channels.push(PtdChannel::default());
-            i += 1;
-            continue;
+/// Parses the `Watts` reply.
+pub fn parse_watts(reply: &str) -> Result<WattsStats, String> {
+    const EXPECTED: &str = "Watts,<avg>,<min>,<max>,<samples>,<errors>,<valid>";
+    let [avg, min, max, n, e, v] = numbers::<6>(reply, "Watts", EXPECTED)?;
+    Ok(WattsStats {
+        avg,
+        min,
+        max,
+        samples: count(n, EXPECTED)?,
+        errors: count(e, EXPECTED)?,
+        valid: count(v, EXPECTED)?,
+    })
+}
+
+/// Parses the `Uncertainty` reply.
+pub fn parse_uncertainty(reply: &str) -> Result<UncertaintyStats, String> {
+    const EXPECTED: &str = "Uncertainty,<avg>,<min>,<max>,<samples>,<invalid>,<valid>,<unknown> (fractions)";
+    let [avg, min, max, n, inv, v, u] = numbers::<7>(reply, "Uncertainty", EXPECTED)?;
+    Ok(UncertaintyStats {
+        avg,
+        min,
+        max,
+        samples: count(n, EXPECTED)?,
+        invalid: count(inv, EXPECTED)?,
+        valid: count(v, EXPECTED)?,
+        unknown: count(u, EXPECTED)?,
+    })
+}
+
+/// The sample period the daemon says it uses, from its reply to `Go`: `Starting untimed
+/// measurement, maximum 500000 samples at 1000ms with 0 rampup samples` gives 1000.
+pub fn parse_go_period_ms(reply: &str) -> Option<u32> {
+    let mut words = reply.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "at" {
+            return words.next()?.strip_suffix("ms")?.parse().ok();
         }
-        let value = *f.get(i + 1).ok_or_else(|| format!("{EXPECTED} (key {key:?} has no value)"))?;
-        let num = || value.parse::<f64>().map_err(|_| format!("{EXPECTED} ({key} value {value:?} is not a number)"));
-        match (key, s.channels.last_mut()) {
-            ("Mark", _) => {
-                s.mark = value.to_string();
-                seen_mark = true;
-            }
-            ("Watts", Some(ch)) => ch.watts = num()?,
-            ("Volts", Some(ch)) => ch.volts = num()?,
-            ("Amps", Some(ch)) => ch.amps = num()?,
-            ("PF", Some(ch)) => ch.pf = num()?,
-            ("Watts", None) => {
-                s.watts = num()?;
-                seen_watts = true;
-            }
-            ("Volts", None) => s.volts = num()?,
-            ("Amps", None) => s.amps = num()?,
-            ("PF", None) => s.pf = num()?,
-            _ => {} // Unknown fields are allowed: newer daemons may add some.
-        }
-        i += 2;
     }
-    if !(seen_watts && seen_mark) {
-        return Err(format!("{EXPECTED} (no Watts or no Mark field)"));
-    }
-    if !s.watts.is_finite() {
-        return Err(format!("{EXPECTED} (Watts is {})", s.watts));
-    }
-    Ok(LogLine::Sample(s))
+    None
 }
 
 /// Checks a window mark: it tags every log line, comma-separated, so it must be one plain
@@ -384,58 +360,50 @@ mod tests {
     }
 
     #[test]
-    fn watts_reply_forms() {
-        for r in ["22.97", "Watts,22.97", "Watts: 22.97", "22.97 W", "Time,t,Watts,22.97,Volts,1,Mark,m"] {
-            assert_eq!(parse_watts(r).unwrap(), 22.97, "{r}");
-        }
-        for r in ["", "Watts", "nan", "Watts,abc", "hello"] {
-            assert!(parse_watts(r).is_err(), "{r}");
-        }
-    }
-
-    #[test]
-    fn uncertainty_reply() {
-        assert_eq!(parse_uncertainty("Uncertainty,0.20"), Some(0.2));
-        assert_eq!(parse_uncertainty("Uncertainty: 1.5%"), Some(1.5));
-        assert_eq!(parse_uncertainty("Uncertainty checking is off"), None);
-    }
-
-    #[test]
-    fn log_lines_single_multi_and_error() {
-        let one = "Time,01-22-2021 15:05:14.313,Watts,22.970000,Volts,227.370000,Amps,0.204340,PF,0.494400,Mark,run_1";
-        let LogLine::Sample(s) = parse_log_line(one).unwrap() else { panic!() };
-        assert_eq!((s.watts, s.volts, s.amps, s.pf, s.mark.as_str()), (22.97, 227.37, 0.20434, 0.4944, "run_1"));
-        assert_eq!(s.time, "01-22-2021 15:05:14.313");
-        let multi = "Time,t,Watts,272.93,Volts,-1.0,Amps,-1.0,PF,-1.0,Mark,notset,\
-                     Ch1,Watts,91.06,Volts,120.95,Amps,0.8321,PF,0.9389,Ch2,Watts,181.87,Volts,121.0,Amps,1.6,PF,0.94";
-        let LogLine::Sample(s) = parse_log_line(multi).unwrap() else { panic!() };
-        assert_eq!(s.watts, 272.93);
-        assert_eq!(s.channels.len(), 2);
-        assert_eq!((s.channels[0].watts, s.channels[1].volts), (91.06, 121.0));
-        let err = parse_log_line("Time,11-07-2020 17:54:49.071,ERROR,Bad volts reading nan from WT310").unwrap();
-        assert_eq!(
-            err,
-            LogLine::DaemonError {
-                time: "11-07-2020 17:54:49.071".into(),
-                message: "Bad volts reading nan from WT310".into()
-            }
-        );
+    fn real_watts_replies() {
+        // UntetherAI h13_u3_slim resnet50 (WT210), inference_results_v4.1, power/server.log.
+        let w = parse_watts("Watts,343.822162,167.300000,403.700000,916,0,916").unwrap();
+        assert_eq!(w, WattsStats { avg: 343.822162, min: 167.3, max: 403.7, samples: 916, errors: 0, valid: 916 });
+        // NVIDIA H200 MaxQ 3d-unet (WT333E), quoted in sensors.md §4.2.
+        assert_eq!(parse_watts("Watts,4420.344901,2360.000000,4692.200000,755,0,755").unwrap().samples, 755);
         for bad in [
             "",
-            "Last 3 samples",
-            "Time,t,Watts,abc,Mark,m",
-            "Time,t,Watts,1.0",
-            "Time,t,Watts,nan,Mark,m",
-            "Time,t,Watts",
+            "22.97",
+            "Watts,22.97",
+            "Watts: 22.97",
+            "Watts,1,2,3,4.5,0,4",
+            "Watts,nan,1,2,3,0,3",
+            "Power,1,2,3,4,0,4",
         ] {
-            assert!(parse_log_line(bad).is_err(), "{bad}");
+            assert!(parse_watts(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn rl_header_and_marks() {
-        assert_eq!(parse_rl_header("Last 12 samples").unwrap(), 12);
-        assert!(parse_rl_header("Invalid number of parameters").is_err());
+    fn real_uncertainty_replies_are_fractions() {
+        // Same session: the testing window (fixed ranges), then the ranging window (auto).
+        let u = parse_uncertainty("Uncertainty,0.004572,0.003929,0.006985,916,0,916,0").unwrap();
+        assert!((u.avg_pct().unwrap() - 0.4572).abs() < 1e-9, "{u:?}");
+        assert!((u.max_pct().unwrap() - 0.6985).abs() < 1e-9, "{u:?}");
+        let auto = parse_uncertainty("Uncertainty,-1.0,10000000.000000,0.000000,916,0,0,916").unwrap();
+        assert_eq!((auto.avg_pct(), auto.max_pct(), auto.unknown), (None, None, 916));
+        // sensors.md §4.2: 0.002445 is 0.24%, not 0.002445%.
+        let m = parse_uncertainty("Uncertainty,0.002445,0.002100,0.003000,755,0,755,0").unwrap();
+        assert!((m.avg_pct().unwrap() - 0.2445).abs() < 1e-9);
+        for bad in ["Uncertainty,0.20", "Uncertainty: 1.5%", "Uncertainty checking is off", ""] {
+            assert!(parse_uncertainty(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_reply_names_the_period() {
+        let real = "Starting untimed measurement, maximum 500000 samples at 1000ms with 0 rampup samples";
+        assert_eq!(parse_go_period_ms(real), Some(1000));
+        assert_eq!(parse_go_period_ms("Starting untimed measurement"), None);
+    }
+
+    #[test]
+    fn marks() {
         assert!(check_mark("resnet_base-1.v2").is_ok());
         for bad in ["", "a,b", "a b", "notset", &"x".repeat(65)] {
             assert!(check_mark(bad).is_err(), "{bad}");
