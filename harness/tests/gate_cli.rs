@@ -142,6 +142,10 @@ fn gate_exit_codes_tables_and_junit() {
     let slow_windows = |factor: f64, name: &str| {
         scaled_copy(&base, &dir.join(name), factor, |v| {
             v["energy_sources"][0]["update_period_s"] = 0.2.into();
+            // Set, not measured: on a loaded machine the real windows can outgrow 0.1 s.
+            for r in v["repeats"].as_array_mut().unwrap() {
+                r["wall_s"] = (0.04 * factor).into();
+            }
         })
     };
     let (short_base, short_slow) = (slow_windows(1.0, "short-base"), slow_windows(1.3, "short-slow"));

@@ -278,10 +278,9 @@ fn a_repeat_with_unresolved_energy_is_never_judged_as_a_small_number() {
     // the total is small) and says so; the verdict must not call that a 70% cut.
     let base = run("w", &BASE, Provenance::Measured);
     let mut cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
-    cand.repeats[2].unresolved_energy.push(crate::result::UnresolvedEnergy {
-        domain: "system".into(),
-        reason: "samples were lost".into(),
-    });
+    cand.repeats[2]
+        .unresolved_energy
+        .push(crate::result::UnresolvedEnergy { domain: "system".into(), reason: "samples were lost".into() });
     match &compare(&cand, &base, &CompareOptions::default()).resources[0].1 {
         Verdict::Incomparable { reason } => {
             assert!(reason.contains("candidate") && reason.contains("unresolved system energy"), "{reason}")
