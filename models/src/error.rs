@@ -15,6 +15,12 @@ pub enum ModelError {
     #[error("{path}: {message}")]
     BadData { path: PathBuf, message: String },
 
+    #[error(
+        "{images} holds {n_images} images but {labels} holds {n_labels} labels; the two files of a \
+         split must have one label per image (are they from the same download?)"
+    )]
+    SplitMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
+
     #[error("{path}:{line}:{column}: {message}")]
     BadRecipe { path: PathBuf, line: usize, column: usize, message: String },
 
