@@ -24,8 +24,8 @@ pub enum ModelError {
     #[error("{path}:{line}:{column}: {message}")]
     BadRecipe { path: PathBuf, line: usize, column: usize, message: String },
 
-    #[error("recipe {name:?}: {message}")]
-    InvalidRecipe { name: String, message: String },
+    #[error("{path}: recipe {name:?}: {message}")]
+    InvalidRecipe { path: PathBuf, name: String, message: String },
 
     #[error("unknown workload {id:?}; valid ids: {valid}")]
     UnknownWorkload { id: String, valid: String },

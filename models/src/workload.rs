@@ -312,18 +312,22 @@ impl WorkloadSpec {
 
     /// A shipped recipe by name, or a recipe file by path.
     pub fn recipe(&self, name_or_path: &str) -> Result<LoadedRecipe> {
-        if let Some((_, text)) = self.recipes.iter().find(|(n, _)| *n == name_or_path) {
-            return Recipe::parse(text, std::path::Path::new(&format!("<shipped {}/{name_or_path}.toml>", self.id)));
-        }
-        let p = std::path::Path::new(name_or_path);
-        if p.extension().is_some_and(|e| e == "toml") || p.exists() {
-            return Recipe::load(p);
-        }
-        Err(ModelError::UnknownRecipe {
-            name: name_or_path.to_string(),
-            workload: self.id.to_string(),
-            valid: self.recipe_names().join(", "),
-        })
+        let (loaded, origin) = if let Some((_, text)) = self.recipes.iter().find(|(n, _)| *n == name_or_path) {
+            let origin = std::path::PathBuf::from(format!("<shipped {}/{name_or_path}.toml>", self.id));
+            (Recipe::parse(text, &origin)?, origin)
+        } else {
+            let p = std::path::Path::new(name_or_path);
+            if !(p.extension().is_some_and(|e| e == "toml") || p.exists()) {
+                return Err(ModelError::UnknownRecipe {
+                    name: name_or_path.to_string(),
+                    workload: self.id.to_string(),
+                    valid: self.recipe_names().join(", "),
+                });
+            }
+            (Recipe::load(p)?, p.to_path_buf())
+        };
+        loaded.recipe.check_evaluation(&origin, self.every_samples, self.sample_cap)?;
+        Ok(loaded)
     }
 
     pub fn target(&self, recipe: &Recipe) -> Target {
