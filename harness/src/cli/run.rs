@@ -165,6 +165,19 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
                 return Err(Failure::usage(anyhow!("--meter: cannot use the wall meter: {why}")));
             }
             wall = wall_windows;
+            // The user named this command: a run must not quietly fall back to the estimate.
+            if let Some(cmd) = &args.meter.power_command {
+                match candidates.iter().find(|c| c.kind == "command").map(|c| &c.status) {
+                    Some(Status::Ok) => {}
+                    Some(Status::Unavailable { reason }) => {
+                        return Err(Failure::usage(anyhow!(
+                            "--power-command: cannot use `{cmd}`: {reason}\n(fix the command — try it in a \
+                             shell — or leave --power-command out to meter with the other sources)"
+                        )))
+                    }
+                    other => return Err(Failure::usage(anyhow!("--power-command: cannot use `{cmd}`: {other:?}"))),
+                }
+            }
             let missing = discover::unmeasured_domains(&candidates, &opts.backend_domains);
             if args.require_measured && !missing.is_empty() {
                 return Err(Failure {
