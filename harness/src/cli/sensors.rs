@@ -38,6 +38,20 @@ pub struct MeterArgs {
 }
 
 impl MeterArgs {
+    /// The `--power-command-*` numbers are seconds in (0, 3600] (a value `Duration` cannot
+    /// hold must be an error, not a panic).
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, v) in [
+            ("--power-command-timeout", self.power_command_timeout),
+            ("--power-command-interval", self.power_command_interval),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                return Err(format!("{flag} must be a number of seconds in (0, 3600], got {v}"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn options(&self, domains: &[&str]) -> DiscoverOptions {
         let mut o = DiscoverOptions::for_domains(domains);
         o.meter = self.meter.clone();
@@ -74,6 +88,7 @@ fn status_text(c: &Candidate) -> (String, String) {
 }
 
 pub fn main(args: SensorsArgs) -> CliResult {
+    args.meter.check().map_err(|e| super::Failure::usage(anyhow::anyhow!(e)))?;
     let opts = args.meter.options(&["cpu"]);
     let candidates = discover(&opts);
     if args.json {
