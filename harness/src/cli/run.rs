@@ -138,6 +138,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     } else {
         args.workloads.iter().map(|id| WorkloadSpec::get(id)).collect::<Result<_, _>>()?
     };
+    let any_training = specs.iter().any(|s| s.kind == Kind::Train);
     let mut workloads = Vec::new();
     let mut missing = Vec::new();
     for spec in specs {
@@ -150,7 +151,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
             },
         }
     }
-    if args.recipe != DEFAULT_RECIPE && workloads.iter().all(|(w, _)| w.kind == Kind::Infer) {
+    if args.recipe != DEFAULT_RECIPE && !any_training {
         return Err(Failure::usage(anyhow!(
             "--recipe {:?}: recipes apply to training workloads, and only inference workloads were \
              selected ({}); drop --recipe, or add a training workload (`effbench list`)",
