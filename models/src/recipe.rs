@@ -237,6 +237,28 @@ impl Recipe {
         Ok(())
     }
 
+    /// What the candle reference workloads cannot do yet, refused when the recipe is loaded for
+    /// `workload` (so the error names the file) rather than when training starts. `labelled`:
+    /// the workload's data has class labels (pruning needs them).
+    pub fn check_trainable(&self, origin: &Path, workload: &str, labelled: bool) -> Result<()> {
+        let bad = |message: String| {
+            Err(ModelError::InvalidRecipe { path: origin.to_path_buf(), name: self.name.clone(), message })
+        };
+        if self.precision != Precision::F32 {
+            return bad(format!(
+                "precision {:?} is not supported by the candle reference workloads yet; use precision = \"f32\"",
+                self.precision
+            ));
+        }
+        if self.data.selection == Selection::Pruned && !labelled {
+            return bad(format!(
+                "data.selection = \"pruned\" needs a labelled classification data set, and {workload} has none; \
+                 use \"random-subset\" or \"full\""
+            ));
+        }
+        Ok(())
+    }
+
     /// The learning rate after `samples` training samples.
     pub fn lr_at(&self, samples: u64) -> f64 {
         let s = &self.schedule;

@@ -327,6 +327,8 @@ impl WorkloadSpec {
             (Recipe::load(p)?, p.to_path_buf())
         };
         loaded.recipe.check_evaluation(&origin, self.every_samples, self.sample_cap)?;
+        let labelled = matches!(self.arch, Arch::DigitsMlp | Arch::FmnistMlp | Arch::FmnistCnn);
+        loaded.recipe.check_trainable(&origin, self.id, labelled)?;
         Ok(loaded)
     }
 
@@ -460,6 +462,21 @@ mod tests {
         let w = WorkloadSpec::get("digits-mlp-train").unwrap();
         let e = w.recipe("fast").unwrap_err().to_string();
         assert!(e.contains("baseline"), "{e}");
+    }
+
+    #[test]
+    fn recipes_the_reference_workloads_cannot_train_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my-method.toml");
+        let base = "name = \"m\"\noptimizer = \"adamw\"\nlearning_rate = 1e-3\nbatch_size = 64\n";
+        let p = path.to_str().unwrap();
+        std::fs::write(&path, format!("{base}precision = \"f16\"\n")).unwrap();
+        let e = WorkloadSpec::get("digits-mlp-train").unwrap().recipe(p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{p}: recipe \"m\": precision F16 is not supported")), "{e}");
+        std::fs::write(&path, format!("{base}[data]\nselection = \"pruned\"\nfraction = 0.5\n")).unwrap();
+        let e = WorkloadSpec::get("charlm-austen-train").unwrap().recipe(p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{p}: recipe \"m\": data.selection = \"pruned\" needs")), "{e}");
+        assert!(WorkloadSpec::get("digits-mlp-train").unwrap().recipe(p).is_ok());
     }
 
     #[test]
