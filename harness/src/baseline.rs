@@ -11,10 +11,37 @@
 //! run's exit code becomes the worst verdict's: invalid (4) > inconclusive (3) > not met (1) >
 //! met (0).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::result::RunResult;
 use crate::verdict::{compare, CompareOptions, Comparison};
+
+/// A baseline nothing can be compared with: none of its repeats is valid. This is bad input
+/// (exit 2), not an invalid candidate (exit 4).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "baseline {} is unusable: none of its {repeats} repeats is valid (each missed the quality \
+     target), so nothing can be compared with it; re-record it with `effbench baseline record \
+     --workload {id} --force`, or pass another baseline",
+    path.display()
+)]
+pub struct UnusableBaseline {
+    pub path: PathBuf,
+    pub id: String,
+    pub repeats: usize,
+}
+
+/// Refuses a baseline with no valid repeat.
+pub fn check_usable(path: &Path, baseline: &RunResult) -> Result<(), UnusableBaseline> {
+    if baseline.repeats.iter().any(|r| r.valid) {
+        return Ok(());
+    }
+    Err(UnusableBaseline {
+        path: path.to_path_buf(),
+        id: baseline.workload.id.clone(),
+        repeats: baseline.repeats.len(),
+    })
+}
 
 /// Where `run --baseline` looks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +79,10 @@ impl BaselineSpec {
     pub fn locate(&self, workload: &str) -> Option<PathBuf> {
         let file = format!("{workload}.json");
         match self {
-            BaselineSpec::Auto { root, host_class } => Some(root.join(host_class).join(file)).filter(|p| p.is_file()),
-            BaselineSpec::Path(p) if p.is_dir() => Some(p.join(file)).filter(|p| p.is_file()),
+            // Anything by that name counts (a dangling link, a directory): loading it then says
+            // what is wrong with it instead of the baseline passing for absent.
+            BaselineSpec::Auto { root, host_class } => Some(root.join(host_class).join(file)).filter(|p| exists(p)),
+            BaselineSpec::Path(p) if p.is_dir() => Some(p.join(file)).filter(|p| exists(p)),
             BaselineSpec::Path(p) => Some(p.clone()),
         }
     }
@@ -68,6 +97,7 @@ impl BaselineSpec {
         }
         if p.is_file() {
             let r = RunResult::load(p).map_err(|e| e.to_string())?;
+            check_usable(p, &r).map_err(|e| e.to_string())?;
             let others: Vec<&str> = workloads.iter().copied().filter(|w| *w != r.workload.id).collect();
             if !others.is_empty() {
                 return Err(format!(
@@ -90,8 +120,9 @@ impl BaselineSpec {
             ));
         }
         for w in workloads {
-            let f = self.locate(w).expect("checked above");
-            RunResult::load(&f).map_err(|e| e.to_string())?;
+            let Some(f) = self.locate(w) else { continue };
+            let r = RunResult::load(&f).map_err(|e| e.to_string())?;
+            check_usable(&f, &r).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -111,8 +142,14 @@ impl BaselineSpec {
             return Ok(RunComparison::NoBaseline { message });
         };
         let baseline = RunResult::load(&path).map_err(|e| e.to_string())?;
+        check_usable(&path, &baseline).map_err(|e| e.to_string())?;
         Ok(RunComparison::Compared { baseline: path, comparison: Box::new(compare(result, &baseline, opts)) })
     }
+}
+
+/// An entry by that name exists (a link counts, even a dangling one).
+fn exists(p: &Path) -> bool {
+    p.symlink_metadata().is_ok()
 }
 
 /// The exit code of a run compared with baselines: the worst verdict's (4 > 3 > 1 > 0, which

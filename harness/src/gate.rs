@@ -14,7 +14,8 @@
 //! Outcomes that are not a comparison:
 //!
 //! - **invalid** (the gate fails): a candidate repeat missed the quality target, the baseline
-//!   has no valid repeat, or a metric is missing. A faster run that no longer reaches its
+//!   has no valid repeat (the CLI refuses such a baseline first, exit 2: it is bad input, see
+//!   [`crate::baseline::check_usable`]), or a metric is missing. A faster run that no longer reaches its
 //!   target is not an improvement.
 //! - **skipped** (the gate does not fail, and says why): energy measured on one side and
 //!   estimated on the other, or from other domains, cannot be compared (calling it a pass
@@ -281,14 +282,19 @@ pub enum GateError {
 }
 
 /// Result files keyed by workload id: `path` itself, or every `*.json` directly inside a
-/// directory (sorted; any file that is not a valid result is an error naming it).
+/// directory (sorted). Every entry named `*.json` is read, so one that is not a valid result
+/// (a dangling link, a FIFO, a directory, a malformed file) is an error naming it, never
+/// skipped.
 pub fn load_results(path: &Path) -> Result<BTreeMap<String, (PathBuf, RunResult)>, GateError> {
     let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| GateError::Dir { path: path.to_path_buf(), source })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
-            .collect();
+        let dir_err = |source| GateError::Dir { path: path.to_path_buf(), source };
+        let mut v = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(dir_err)? {
+            let p = entry.map_err(dir_err)?.path();
+            if p.extension().is_some_and(|e| e == "json") {
+                v.push(p);
+            }
+        }
         v.sort();
         if v.is_empty() {
             return Err(GateError::Empty { path: path.to_path_buf() });

@@ -21,6 +21,11 @@ pub use wall::{UnresolvedEnergy, WallMeterRepeat, WallUncertainty};
 /// The schema this version writes and reads.
 pub const SCHEMA: &str = "effbench.result/1";
 
+/// The largest result file effbench reads. A real one is well under 1 MiB (a few KiB per
+/// repeat plus the system description); the cap keeps a wrong path (a log, `/dev/zero`) from
+/// filling memory: parsing holds the text and its JSON tree, several times the file's size.
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResultError {
     #[error("cannot read result file {}: {source}", path.display())]
@@ -29,6 +34,18 @@ pub enum ResultError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} is a symbolic link to {}, which does not exist; fix or remove the link",
+        path.display(), target.display()
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
+    #[error("{} is {what}, not a regular file; give the path of a result .json file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "{} is {:.1} MB, over effbench's {} MiB limit for a result file; is it a result file?",
+        path.display(), *bytes as f64 / 1e6, MAX_RESULT_BYTES >> 20
+    )]
+    TooLarge { path: PathBuf, bytes: u64 },
     #[error("cannot write result file {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -256,10 +273,11 @@ pub struct RunResult {
 impl RunResult {
     /// Reads and validates a result file. The `schema` field is checked before the rest, so a
     /// file from a future version gets a schema error rather than a missing-field error.
+    ///
+    /// Only a regular file (after following links) of at most [`MAX_RESULT_BYTES`] is read, and
+    /// through a bounded reader: a FIFO, a device or a huge file is refused, not waited on.
     pub fn load(path: &Path) -> Result<RunResult, ResultError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ResultError::Read { path: path.to_path_buf(), source })?;
-        Self::from_json(&text, path)
+        Self::from_json(&read_bounded(path)?, path)
     }
 
     /// Parses result JSON; `path` is only used in error messages.
@@ -322,6 +340,56 @@ impl RunResult {
         add("peak_rss_bytes", each(&|r| r.peak_rss_bytes.map(|x| x.0 as f64)));
         self.summary = summary;
     }
+}
+
+/// The text of the result file at `path`, refusing what is not a regular file of at most
+/// [`MAX_RESULT_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, ResultError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let read_err = |source| ResultError::Read { path: path.to_path_buf(), source };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Ok(target) = std::fs::read_link(path) {
+                return Err(ResultError::DanglingLink { path: path.to_path_buf(), target });
+            }
+            return Err(read_err(e));
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let t = meta.file_type();
+    let what = if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(ResultError::NotAFile { path: path.to_path_buf(), what });
+    }
+    if meta.len() > MAX_RESULT_BYTES {
+        return Err(ResultError::TooLarge { path: path.to_path_buf(), bytes: meta.len() });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_RESULT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_RESULT_BYTES {
+        // It grew between the size check and the read.
+        return Err(ResultError::TooLarge { path: path.to_path_buf(), bytes: bytes.len() as u64 });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})"))))
 }
 
 #[cfg(test)]

@@ -15,11 +15,17 @@ pub enum ModelError {
     #[error("{path}: {message}")]
     BadData { path: PathBuf, message: String },
 
+    #[error(
+        "{images} holds {n_images} images but {labels} holds {n_labels} labels; the two files of a \
+         split must have one label per image (are they from the same download?)"
+    )]
+    SplitMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
+
     #[error("{path}:{line}:{column}: {message}")]
     BadRecipe { path: PathBuf, line: usize, column: usize, message: String },
 
-    #[error("recipe {name:?}: {message}")]
-    InvalidRecipe { name: String, message: String },
+    #[error("{path}: recipe {name:?}: {message}")]
+    InvalidRecipe { path: PathBuf, name: String, message: String },
 
     #[error("unknown workload {id:?}; valid ids: {valid}")]
     UnknownWorkload { id: String, valid: String },

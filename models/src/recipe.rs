@@ -158,31 +158,37 @@ pub struct LoadedRecipe {
 }
 
 impl Recipe {
-    /// Parse TOML text; `origin` names the file in errors.
+    /// Parse TOML text; `origin` names the file in every error (parse errors with line and
+    /// column).
     pub fn parse(text: &str, origin: &Path) -> Result<LoadedRecipe> {
         let recipe: Recipe = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ModelError::BadRecipe { path: origin.to_path_buf(), line, column, message: e.message().to_string() }
         })?;
-        recipe.validate()?;
+        recipe.validate(origin)?;
         let sha256 = format!("{:x}", Sha256::digest(text.as_bytes()));
         Ok(LoadedRecipe { recipe, sha256, path: None })
     }
 
     pub fn load(path: &Path) -> Result<LoadedRecipe> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let text = read_recipe_file(path)?;
         let mut r = Recipe::parse(&text, path)?;
         r.path = Some(path.to_path_buf());
         Ok(r)
     }
 
-    fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(ModelError::InvalidRecipe { name: self.name.clone(), message: m });
+    fn validate(&self, origin: &Path) -> Result<()> {
+        let bad = |m: String| {
+            Err(ModelError::InvalidRecipe { path: origin.to_path_buf(), name: self.name.clone(), message: m })
+        };
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad(format!("learning_rate must be a positive number, got {}", self.learning_rate));
+            return bad(format!("learning_rate must be a finite number > 0, got {}", self.learning_rate));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(format!("weight_decay must be a finite number >= 0, got {}", self.weight_decay));
         }
         if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
+            return bad("batch_size must be at least 1, got 0".into());
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
@@ -198,10 +204,57 @@ impl Recipe {
             return bad("schedule.decay_samples must be set for a cosine or step schedule".into());
         }
         if !(0.0..=1.0).contains(&self.schedule.min_lr_fraction) {
-            return bad("schedule.min_lr_fraction must be in [0, 1]".into());
+            return bad(format!("schedule.min_lr_fraction must be in [0, 1], got {}", self.schedule.min_lr_fraction));
+        }
+        if self.evaluation.sample_cap == Some(0) {
+            return bad("evaluation.sample_cap must be at least 1, got 0".into());
         }
         if self.evaluation.every_samples == Some(0) {
-            return bad("evaluation.every_samples must be at least 1".into());
+            return bad("evaluation.every_samples must be at least 1, got 0".into());
+        }
+        Ok(())
+    }
+
+    /// The evaluation interval and sample cap this recipe gives a workload whose defaults are
+    /// `default_every` and `default_cap` must make sense together: an interval above the cap
+    /// would never evaluate before the cap.
+    pub fn check_evaluation(&self, origin: &Path, default_every: u64, default_cap: u64) -> Result<()> {
+        let every = self.evaluation.every_samples.unwrap_or(default_every);
+        let cap = self.evaluation.sample_cap.unwrap_or(default_cap);
+        if every > cap {
+            let whence = |given: bool| if given { "" } else { " (the workload's default)" };
+            return Err(ModelError::InvalidRecipe {
+                path: origin.to_path_buf(),
+                name: self.name.clone(),
+                message: format!(
+                    "evaluation.every_samples must be in 1..=sample_cap; got every_samples = {every}{} \
+                     and sample_cap = {cap}{}",
+                    whence(self.evaluation.every_samples.is_some()),
+                    whence(self.evaluation.sample_cap.is_some())
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// What the candle reference workloads cannot do yet, refused when the recipe is loaded for
+    /// `workload` (so the error names the file) rather than when training starts. `labelled`:
+    /// the workload's data has class labels (pruning needs them).
+    pub fn check_trainable(&self, origin: &Path, workload: &str, labelled: bool) -> Result<()> {
+        let bad = |message: String| {
+            Err(ModelError::InvalidRecipe { path: origin.to_path_buf(), name: self.name.clone(), message })
+        };
+        if self.precision != Precision::F32 {
+            return bad(format!(
+                "precision {:?} is not supported by the candle reference workloads yet; use precision = \"f32\"",
+                self.precision
+            ));
+        }
+        if self.data.selection == Selection::Pruned && !labelled {
+            return bad(format!(
+                "data.selection = \"pruned\" needs a labelled classification data set, and {workload} has none; \
+                 use \"random-subset\" or \"full\""
+            ));
         }
         Ok(())
     }
@@ -224,6 +277,32 @@ impl Recipe {
             ScheduleKind::Step => base * s.min_lr_fraction.powi((t / s.decay_samples) as i32),
         }
     }
+}
+
+/// The most a recipe file may hold: a recipe is a few hundred bytes.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
+
+/// Reads a recipe file: a regular file of at most [`MAX_RECIPE_BYTES`], through a bounded
+/// reader (a recipe path of `/dev/zero` or a FIFO must not hang or fill memory).
+fn read_recipe_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |e| ModelError::io(path, e);
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ModelError::bad_data(path, "is not a regular file; give the path of a recipe .toml file"));
+    }
+    if meta.len() > MAX_RECIPE_BYTES {
+        return Err(ModelError::bad_data(
+            path,
+            format!("is {} bytes, over effbench's 1 MiB limit for a recipe file; is it a recipe?", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).map_err(io)?.take(MAX_RECIPE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_RECIPE_BYTES {
+        return Err(ModelError::bad_data(path, "grew past effbench's 1 MiB limit for a recipe file while being read"));
+    }
+    String::from_utf8(bytes).map_err(|_| ModelError::bad_data(path, "is not UTF-8 text; a recipe is a TOML file"))
 }
 
 /// 1-based line and column of a byte offset in `text` (for TOML error messages).
@@ -264,6 +343,65 @@ mod tests {
         assert!(e.contains("learning_rate"), "{e}");
         let e = Recipe::parse(&format!("{GOOD}[data]\nfraction = 0.5\n"), Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("random-subset"), "{e}");
+    }
+
+    #[test]
+    fn recipe_errors_in_a_user_file_name_the_file_not_only_the_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my-method.toml");
+        // A lab's file often keeps the name of the recipe it was copied from.
+        std::fs::write(&path, GOOD.replace("\"t\"", "\"baseline\"").replace("1e-3", "0.0")).unwrap();
+        let e = Recipe::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("{}: recipe \"baseline\": learning_rate must be a finite number > 0, got 0", path.display())
+        );
+    }
+
+    #[test]
+    fn recipe_numbers_out_of_range_are_refused_with_field_and_range() {
+        let cases = [
+            (GOOD.replace("1e-3", "inf"), "learning_rate must be a finite number > 0, got inf"),
+            (GOOD.replace("1e-3", "nan"), "learning_rate must be a finite number > 0, got NaN"),
+            (format!("{GOOD}weight_decay = -0.1\n"), "weight_decay must be a finite number >= 0, got -0.1"),
+            (format!("{GOOD}weight_decay = nan\n"), "weight_decay must be a finite number >= 0, got NaN"),
+            (GOOD.replace("batch_size = 64", "batch_size = 0"), "batch_size must be at least 1, got 0"),
+            (format!("{GOOD}[evaluation]\nsample_cap = 0\n"), "evaluation.sample_cap must be at least 1, got 0"),
+            (format!("{GOOD}[evaluation]\nevery_samples = 0\n"), "evaluation.every_samples must be at least 1, got 0"),
+        ];
+        for (text, want) in cases {
+            let e = Recipe::parse(&text, Path::new("r.toml")).unwrap_err().to_string();
+            assert_eq!(e, format!("r.toml: recipe \"t\": {want}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_samples_above_the_sample_cap_is_refused() {
+        let text = format!("{GOOD}[evaluation]\nevery_samples = 5000\nsample_cap = 4000\n");
+        let r = Recipe::parse(&text, Path::new("r.toml")).unwrap().recipe;
+        let e = r.check_evaluation(Path::new("r.toml"), 100, 1000).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "r.toml: recipe \"t\": evaluation.every_samples must be in 1..=sample_cap; got every_samples = 5000 \
+             and sample_cap = 4000"
+        );
+        let r = Recipe::parse(&format!("{GOOD}[evaluation]\nsample_cap = 50\n"), Path::new("r.toml")).unwrap().recipe;
+        let e = r.check_evaluation(Path::new("r.toml"), 100, 1000).unwrap_err().to_string();
+        assert!(e.ends_with("every_samples = 100 (the workload's default) and sample_cap = 50"), "{e}");
+        assert!(r.check_evaluation(Path::new("r.toml"), 50, 1000).is_ok());
+    }
+
+    #[test]
+    fn a_recipe_path_that_is_not_a_small_regular_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Recipe::load(dir.path()).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: is not a regular file; give the path of a recipe .toml file", dir.path().display()));
+        let e = Recipe::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.starts_with("/dev/zero: is not a regular file"), "{e}");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_RECIPE_BYTES as usize + 1]).unwrap();
+        let e = Recipe::load(&big).unwrap_err().to_string();
+        assert!(e.contains("over effbench's 1 MiB limit for a recipe file"), "{e}");
     }
 
     #[test]

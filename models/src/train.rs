@@ -127,6 +127,10 @@ impl Optim {
 /// The training samples the recipe's data selection keeps, in index order.
 pub fn select(task: &dyn Task, recipe: &Recipe, seed: u64) -> Result<Vec<usize>> {
     let n = task.train_len();
+    if n == 0 {
+        // The readers refuse empty sets; this keeps a task from elsewhere from panicking below.
+        return Err(ModelError::Unsupported("the training set is empty: nothing to train on".into()));
+    }
     let keep = ((recipe.data.fraction * n as f64).ceil() as usize).clamp(1, n);
     let mut pool = match recipe.data.selection {
         Selection::Full => (0..n).collect(),

@@ -312,18 +312,24 @@ impl WorkloadSpec {
 
     /// A shipped recipe by name, or a recipe file by path.
     pub fn recipe(&self, name_or_path: &str) -> Result<LoadedRecipe> {
-        if let Some((_, text)) = self.recipes.iter().find(|(n, _)| *n == name_or_path) {
-            return Recipe::parse(text, std::path::Path::new(&format!("<shipped {}/{name_or_path}.toml>", self.id)));
-        }
-        let p = std::path::Path::new(name_or_path);
-        if p.extension().is_some_and(|e| e == "toml") || p.exists() {
-            return Recipe::load(p);
-        }
-        Err(ModelError::UnknownRecipe {
-            name: name_or_path.to_string(),
-            workload: self.id.to_string(),
-            valid: self.recipe_names().join(", "),
-        })
+        let (loaded, origin) = if let Some((_, text)) = self.recipes.iter().find(|(n, _)| *n == name_or_path) {
+            let origin = std::path::PathBuf::from(format!("<shipped {}/{name_or_path}.toml>", self.id));
+            (Recipe::parse(text, &origin)?, origin)
+        } else {
+            let p = std::path::Path::new(name_or_path);
+            if !(p.extension().is_some_and(|e| e == "toml") || p.exists()) {
+                return Err(ModelError::UnknownRecipe {
+                    name: name_or_path.to_string(),
+                    workload: self.id.to_string(),
+                    valid: self.recipe_names().join(", "),
+                });
+            }
+            (Recipe::load(p)?, p.to_path_buf())
+        };
+        loaded.recipe.check_evaluation(&origin, self.every_samples, self.sample_cap)?;
+        let labelled = matches!(self.arch, Arch::DigitsMlp | Arch::FmnistMlp | Arch::FmnistCnn);
+        loaded.recipe.check_trainable(&origin, self.id, labelled)?;
+        Ok(loaded)
     }
 
     pub fn target(&self, recipe: &Recipe) -> Target {
@@ -456,6 +462,21 @@ mod tests {
         let w = WorkloadSpec::get("digits-mlp-train").unwrap();
         let e = w.recipe("fast").unwrap_err().to_string();
         assert!(e.contains("baseline"), "{e}");
+    }
+
+    #[test]
+    fn recipes_the_reference_workloads_cannot_train_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my-method.toml");
+        let base = "name = \"m\"\noptimizer = \"adamw\"\nlearning_rate = 1e-3\nbatch_size = 64\n";
+        let p = path.to_str().unwrap();
+        std::fs::write(&path, format!("{base}precision = \"f16\"\n")).unwrap();
+        let e = WorkloadSpec::get("digits-mlp-train").unwrap().recipe(p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{p}: recipe \"m\": precision F16 is not supported")), "{e}");
+        std::fs::write(&path, format!("{base}[data]\nselection = \"pruned\"\nfraction = 0.5\n")).unwrap();
+        let e = WorkloadSpec::get("charlm-austen-train").unwrap().recipe(p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{p}: recipe \"m\": data.selection = \"pruned\" needs")), "{e}");
+        assert!(WorkloadSpec::get("digits-mlp-train").unwrap().recipe(p).is_ok());
     }
 
     #[test]

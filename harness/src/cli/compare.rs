@@ -42,6 +42,7 @@ pub fn main(args: CompareArgs) -> CliResult {
     }
     let candidate = load(&args.candidate)?;
     let baseline = load(&args.baseline)?;
+    crate::baseline::check_usable(&args.baseline, &baseline).map_err(Failure::usage)?;
     let opts = CompareOptions { target: args.target, resources: args.resources.clone(), ..Default::default() };
     let c = compare(&candidate, &baseline, &opts);
     if args.json {

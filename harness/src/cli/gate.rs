@@ -43,6 +43,9 @@ pub fn main(args: GateArgs) -> CliResult {
     }
     let candidates = load_results(&args.candidate).map_err(Failure::usage)?;
     let baselines = load_results(&args.baseline).map_err(Failure::usage)?;
+    for (path, base) in candidates.keys().filter_map(|id| baselines.get(id)) {
+        crate::baseline::check_usable(path, base).map_err(Failure::usage)?;
+    }
     let opts = GateOptions {
         max_regression: args.max_regression,
         metrics: args.metrics.clone(),

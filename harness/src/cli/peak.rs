@@ -10,8 +10,8 @@ pub struct PeakArgs {
     /// Where to measure (only `cpu` in this version).
     #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
     pub backend: String,
-    /// CPU threads for the GEMMs (default: every logical CPU).
-    #[arg(long)]
+    /// CPU threads for the GEMMs (default: every logical CPU), 1 to max(64, 4 x the CPUs).
+    #[arg(long, value_parser = crate::threads::parse_arg)]
     pub threads: Option<usize>,
     /// How long to measure, in seconds.
     #[arg(long, default_value_t = 2.0)]
@@ -22,6 +22,12 @@ pub struct PeakArgs {
 
 pub fn main(args: PeakArgs) -> CliResult {
     let backend: Backend = args.backend.parse()?;
+    if !(args.secs.is_finite() && args.secs > 0.0 && args.secs <= 3600.0) {
+        return Err(super::Failure::usage(anyhow::anyhow!(
+            "--secs must be a number of seconds in (0, 3600], got {}",
+            args.secs
+        )));
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     crate::threads::set(threads);
     let p = crate::peak::measure(&backend.device(), threads, Duration::from_secs_f64(args.secs.max(0.1)))?;

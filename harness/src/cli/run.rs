@@ -30,7 +30,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub suite: Option<Suite>,
     /// Training recipe: a shipped name (see `effbench list`) or a path to a TOML file.
-    #[arg(long, default_value = "baseline", value_name = "NAME|PATH")]
+    #[arg(long, default_value = DEFAULT_RECIPE, value_name = "NAME|PATH")]
     pub recipe: String,
     /// Where the math runs: cpu, or external:RUNNER.toml (a vendor runner, inference only; see
     /// docs/runner-protocol.md). cuda:N comes in a later version.
@@ -55,8 +55,9 @@ pub struct RunArgs {
     /// installed, else the shipped 10k subset).
     #[arg(long, value_name = "DIR", env = "EFFBENCH_FMNIST_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// CPU threads for every workload (default: each workload's measured best).
-    #[arg(long)]
+    /// CPU threads for every workload (default: each workload's measured best), 1 to
+    /// max(64, 4 x the CPUs effbench may use).
+    #[arg(long, value_parser = crate::threads::parse_arg)]
     pub threads: Option<usize>,
     /// Inference: repeat passes over the queries until a window lasts this long (seconds); at
     /// least 20 updates of the slowest energy source (4 s with the CPU estimate).
@@ -87,6 +88,16 @@ pub struct RunArgs {
     pub plant_slowdown: f64,
 }
 
+/// `--recipe`'s default: every training workload ships one by this name.
+pub const DEFAULT_RECIPE: &str = "baseline";
+
+/// A flag's number of seconds: finite and `>= 0` (`Duration` refuses NaN, negatives and
+/// values too large to hold).
+fn secs(v: f64, flag: &str) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| Failure::usage(anyhow!("{flag} must be a finite number of seconds >= 0, got {v}")))
+}
+
 fn default_out() -> PathBuf {
     let host = sysinfo::System::host_name().unwrap_or_else(|| "host".into());
     let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
@@ -104,11 +115,30 @@ fn check_writable(dir: &Path) -> anyhow::Result<()> {
 
 pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Result<RunPlan, Failure> {
     let backend: Backend = args.backend.parse()?;
+    // Numbers first: a NaN or negative window must not cost a sensor discovery.
+    let idle = secs(args.idle_secs, "--idle-secs")?;
+    let peak_duration = secs(args.peak_secs, "--peak-secs")?;
+    secs(args.min_window_secs, "--min-window-secs")?;
+    if !(crate::meter::SAMPLE_HZ_RANGE.contains(&args.sample_hz)) {
+        return Err(Failure::usage(anyhow!(
+            "--sample-hz must be a number of samples per second in 1..=1000, got {}",
+            args.sample_hz
+        )));
+    }
+    args.meter.check().map_err(|e| Failure::usage(anyhow!(e)))?;
+    let threads = match args.threads {
+        Some(n) => Some(crate::threads::check(n, "--threads").map_err(|e| Failure::usage(anyhow!(e)))?),
+        None => crate::threads::from_env()
+            .map(|n| crate::threads::check(n, "RAYON_NUM_THREADS"))
+            .transpose()
+            .map_err(|e| Failure::usage(anyhow!(e)))?,
+    };
     let specs: Vec<&'static WorkloadSpec> = if args.workloads.is_empty() {
         WorkloadSpec::suite(matches!(args.suite, Some(Suite::Full)))
     } else {
         args.workloads.iter().map(|id| WorkloadSpec::get(id)).collect::<Result<_, _>>()?
     };
+    let any_training = specs.iter().any(|s| s.kind == Kind::Train);
     let mut workloads = Vec::new();
     let mut missing = Vec::new();
     for spec in specs {
@@ -121,21 +151,25 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
             },
         }
     }
-    if !missing.is_empty() {
-        let e = WorkloadSpec::get(missing[0])?.recipe(&args.recipe).unwrap_err();
+    if args.recipe != DEFAULT_RECIPE && !any_training {
+        return Err(Failure::usage(anyhow!(
+            "--recipe {:?}: recipes apply to training workloads, and only inference workloads were \
+             selected ({}); drop --recipe, or add a training workload (`effbench list`)",
+            args.recipe,
+            workloads.iter().map(|(w, _)| w.id).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if let Some(&first) = missing.first() {
+        let e = match WorkloadSpec::get(first)?.recipe(&args.recipe) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!("recipe {:?} could not be loaded for {first}", args.recipe),
+        };
         return Err(Failure::usage(anyhow!(
             "{e}\n(no recipe {:?} for: {}; pick workloads with --workload)",
             args.recipe,
             missing.join(", ")
         )));
     }
-    if !(crate::meter::SAMPLE_HZ_RANGE.contains(&args.sample_hz)) {
-        return Err(Failure::usage(anyhow!("--sample-hz {} is outside 1..=1000", args.sample_hz)));
-    }
-    let secs = |v: f64, flag: &str| -> Result<Duration, Failure> {
-        Duration::try_from_secs_f64(v)
-            .map_err(|_| Failure::usage(anyhow!("{flag} must be a non-negative number of seconds, got {v}")))
-    };
     if let Some(d) = &args.data_dir {
         if !d.join("train-images-idx3-ubyte.gz").exists() {
             return Err(Failure::usage(anyhow!(
@@ -147,7 +181,6 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     if !(args.plant_slowdown >= 0.0 && args.plant_slowdown <= 10.0) {
         return Err(Failure::usage(anyhow!("--plant-slowdown must be between 0 and 10, got {}", args.plant_slowdown)));
     }
-    args.meter.validate().map_err(|e| Failure::usage(anyhow!(e)))?;
     let out_dir = args.out.unwrap_or_else(default_out);
     check_writable(&out_dir).map_err(Failure::usage)?;
     let mut wall = None;
@@ -166,6 +199,19 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
                 return Err(Failure::usage(anyhow!("--meter: cannot use the wall meter: {why}")));
             }
             wall = wall_windows;
+            // The user named this command: a run must not quietly fall back to the estimate.
+            if let Some(cmd) = &args.meter.power_command {
+                match candidates.iter().find(|c| c.kind == "command").map(|c| &c.status) {
+                    Some(Status::Ok) => {}
+                    Some(Status::Unavailable { reason }) => {
+                        return Err(Failure::usage(anyhow!(
+                            "--power-command: cannot use `{cmd}`: {reason}\n(fix the command — try it in a \
+                             shell — or leave --power-command out to meter with the other sources)"
+                        )))
+                    }
+                    other => return Err(Failure::usage(anyhow!("--power-command: cannot use `{cmd}`: {other:?}"))),
+                }
+            }
             let missing = discover::unmeasured_domains(&candidates, &opts.backend_domains);
             if args.require_measured && !missing.is_empty() {
                 return Err(Failure {
@@ -196,13 +242,13 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         backend,
         repeats: args.repeat,
         out_dir,
-        idle: secs(args.idle_secs, "--idle-secs")?,
+        idle,
         sample_hz: args.sample_hz,
         data: DataConfig::discover(args.data_dir.as_deref()),
         weights_dir: effbench_models::infer::default_weights_dir(),
-        threads: args.threads.or_else(crate::threads::from_env),
+        threads,
         min_infer_window: secs(min_window, "--min-window-secs")?,
-        peak_duration: secs(args.peak_secs, "--peak-secs")?,
+        peak_duration,
         sensors,
         wall,
         wall_ranging: args.meter.meter_ranging,

@@ -59,8 +59,18 @@ pub struct MeterArgs {
 }
 
 impl MeterArgs {
-    /// Checks the wall-meter numbers clap cannot (finite, in range).
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the numbers clap cannot: the `--power-command-*` seconds are in (0, 3600] (a
+    /// value `Duration` cannot hold must be an error, not a panic), and the wall-meter numbers
+    /// are finite and in range.
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, v) in [
+            ("--power-command-timeout", self.power_command_timeout),
+            ("--power-command-interval", self.power_command_interval),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                return Err(format!("{flag} must be a number of seconds in (0, 3600], got {v}"));
+            }
+        }
         let u = self.max_meter_uncertainty;
         if !(u.is_finite() && u > 0.0 && u <= 100.0) {
             return Err(format!("--max-meter-uncertainty must be a percentage in (0, 100], got {u}"));
@@ -118,6 +128,7 @@ fn status_text(c: &Candidate) -> (String, String) {
 }
 
 pub fn main(args: SensorsArgs) -> CliResult {
+    args.meter.check().map_err(|e| super::Failure::usage(anyhow::anyhow!(e)))?;
     let opts = args.meter.options(&["cpu"]);
     let candidates = discover(&opts);
     if args.json {

@@ -190,3 +190,50 @@ fn unreadable_file_names_the_path() {
     let err = RunResult::load(Path::new("/definitely/not/here.json")).unwrap_err();
     assert!(err.to_string().contains("/definitely/not/here.json"));
 }
+
+#[test]
+fn result_paths_that_are_not_regular_files_are_refused_without_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = RunResult::load(dir.path()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{} is a directory, not a regular file; give the path of a result .json file", dir.path().display())
+    );
+    // Reading /dev/zero would grow without end; a FIFO with no writer would block forever.
+    let e = RunResult::load(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(e.starts_with("/dev/zero is a character device, not a regular file"), "{e}");
+    let fifo = dir.path().join("pipe.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let e = RunResult::load(&fifo).unwrap_err().to_string();
+    assert!(e.contains("pipe.json is a FIFO (named pipe), not a regular file"), "{e}");
+}
+
+#[test]
+fn a_result_file_over_the_size_limit_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    // Sparse: the size is what the check sees; nothing is written or read.
+    std::fs::File::create(&path).unwrap().set_len(209_000_000).unwrap();
+    let e = RunResult::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{} is 209.0 MB, over effbench's 64 MiB limit for a result file; is it a result file?", path.display())
+    );
+}
+
+#[test]
+fn a_dangling_link_to_a_result_is_named_with_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("w.json");
+    std::os::unix::fs::symlink(dir.path().join("gone.json"), &link).unwrap();
+    let e = RunResult::load(&link).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{} is a symbolic link to {}, which does not exist; fix or remove the link",
+            link.display(),
+            dir.path().join("gone.json").display()
+        )
+    );
+}

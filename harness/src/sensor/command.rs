@@ -23,12 +23,15 @@
 //! `timeout + 2 × interval` is reported as stale. Provenance is `vendor-reported`: we cannot
 //! inspect how the tool gets its numbers.
 //!
-//! A one-shot command that outlives `timeout` is killed with its whole process group.
+//! A one-shot command that outlives `timeout`, or that floods its output (more than 64 KiB a
+//! run, or a line over 4 KiB; see [`pipe`]), is killed with its whole process group; messages
+//! quote at most 200 bytes of what it printed.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
+mod pipe;
+
+use std::io::BufReader;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::str::FromStr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -40,8 +43,7 @@ use super::latest::{lock, Latest};
 use super::{Provenance, Reading, Sensor, SensorError, SourceInfo};
 use crate::units::{Joules, Watts};
 
-/// How much of a command's stdout/stderr an error quotes.
-const QUOTE_CHARS: usize = 200;
+use pipe::{drain, kill_group, quote, quote_tail, spawn_sh, Keep, Line, MAX_LINE_BYTES, MAX_OUTPUT_BYTES};
 
 /// The unit of a bare number printed by the command.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -176,37 +178,34 @@ impl CommandOptions {
     }
 }
 
-fn quote(s: &str) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(QUOTE_CHARS) {
-        Some((i, _)) => format!("{:?}…", &s[..i]),
-        None => format!("{s:?}"),
-    }
-}
-
-/// `sh -c cmd` with piped stdout and stderr, in its own process group (so a timeout can kill
-/// the whole group, grandchildren included).
-fn spawn_sh(cmd: &str) -> std::io::Result<std::process::Child> {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-}
-
 /// Runs `sh -c cmd` once, waits at most `timeout`, and returns its stdout. A command still
-/// running at the deadline is killed with its process group. Non-zero exit is an error that
-/// quotes stderr (or stdout when stderr is empty).
+/// running at the deadline, or printing more than [`MAX_OUTPUT_BYTES`], is killed with its
+/// process group. Non-zero exit is an error that quotes the end of stderr (or the start of
+/// stdout when stderr is empty).
 pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String, SensorError> {
     let unavailable = |reason: String| SensorError::Unavailable { source_id: source_id.into(), reason };
+    let flood = |out: &str| {
+        unavailable(format!(
+            "power command `{cmd}` printed more than {} KiB in one run and was killed (its output \
+             begins {}); a one-shot command prints one value per run (a tool that keeps printing \
+             needs --power-command-mode stream)",
+            MAX_OUTPUT_BYTES / 1024,
+            quote(out)
+        ))
+    };
     let mut child = spawn_sh(cmd).map_err(|e| unavailable(format!("cannot start `sh -c {cmd:?}`: {e}")))?;
     // Pipes are drained on their own threads so a chatty command cannot fill one and stall.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+    let stdout = drain(child.stdout.take(), Keep::Head);
+    let stderr = drain(child.stderr.take(), Keep::Tail);
     let deadline = Instant::now() + timeout;
+    // The command has exited (or was killed); a grandchild holding the pipes open gets at
+    // most 1 s more.
+    let grace = Duration::from_secs(1);
     let status = loop {
+        if stdout.flooded() {
+            kill_group(&mut child);
+            return Err(flood(&stdout.text.recv_timeout(grace).unwrap_or_default()));
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
@@ -227,46 +226,35 @@ pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String,
             }
         }
     };
-    // The command has exited; a grandchild holding the pipes open gets at most 1 s more.
-    let grace = Duration::from_secs(1);
-    let out = stdout.recv_timeout(grace).unwrap_or_default();
-    let err = stderr.recv_timeout(grace).unwrap_or_default();
+    let out = stdout.text.recv_timeout(grace).unwrap_or_default();
+    if stdout.flooded() {
+        return Err(flood(&out));
+    }
+    let err = stderr.text.recv_timeout(grace).unwrap_or_default();
     if !status.success() {
-        let (what, text) = if err.trim().is_empty() { ("stdout", &out) } else { ("stderr", &err) };
-        return Err(unavailable(format!("power command `{cmd}` failed ({status}); {what}: {}", quote(text))));
+        let what = if err.trim().is_empty() {
+            format!("stdout: {}", quote(&out))
+        } else {
+            format!("stderr: {}", quote_tail(&err))
+        };
+        return Err(unavailable(format!("power command `{cmd}` failed ({status}); {what}")));
     }
     Ok(out)
-}
-
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = pipe {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-        });
-    }
-    rx
-}
-
-/// SIGKILL to the command's process group (it leads one: `process_group(0)`), then to the
-/// shell itself, then reap it.
-fn kill_group(child: &mut Child) {
-    crate::fsutil::signal_process_group(child.id(), "-KILL");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Parses the command's output (its last non-empty line) into a reading.
 fn to_reading(source_id: &str, cmd: &str, stdout: &str, unit: CommandUnit) -> Result<Reading, SensorError> {
     let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let value = parse_value(line, unit).map_err(|expected| SensorError::Parse {
+    let parse_error = |expected: String| SensorError::Parse {
         source_id: source_id.into(),
         path: PathBuf::from(format!("the output of `{cmd}`")),
-        raw: if line.is_empty() { stdout.chars().take(QUOTE_CHARS).collect() } else { line.into() },
+        raw: pipe::clip(if line.is_empty() { stdout } else { line }),
         expected,
-    })?;
+    };
+    if line.len() > MAX_LINE_BYTES {
+        return Err(parse_error(format!("one value on a line of at most {MAX_LINE_BYTES} bytes")));
+    }
+    let value = parse_value(line, unit).map_err(parse_error)?;
     Ok(match value {
         CommandValue::Power(w) => Reading::Power(w),
         // µJ in a u64 reach 1.8e13 J: no wrap for any real device.
@@ -367,36 +355,46 @@ fn start_stream(shared: &Arc<Shared>, id: &str, cmd: &str, opts: &CommandOptions
         kill_group(&mut child);
         return Err(unavailable("the command's stdout could not be captured".into()));
     };
-    let stderr = drain(child.stderr.take());
+    let stderr = drain(child.stderr.take(), Keep::Tail);
     *lock(&shared.child) = Some(child);
     let (tx, rx) = mpsc::channel();
     let (s, c, i, unit) = (Arc::clone(shared), cmd.to_string(), id.to_string(), opts.unit);
     std::thread::spawn(move || {
         let mut first = Some(tx);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let r = to_reading(&i, &c, &line, unit);
-            match first.take() {
-                Some(tx) => {
-                    let _ = tx.send(r);
-                }
-                None => s.latest.set(r),
-            }
-        }
-        let err = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
-        let e = SensorError::Unavailable {
-            source_id: i.clone(),
-            reason: format!("power command `{c}` stopped printing values (it exited); stderr: {}", quote(&err)),
-        };
-        match first.take() {
+        let mut deliver = |r: Result<Reading, SensorError>| match first.take() {
             Some(tx) => {
-                let _ = tx.send(Err(e));
+                let _ = tx.send(r);
             }
-            None => s.latest.set(Err(e)),
+            None => s.latest.set(r),
+        };
+        let mut stdout = BufReader::new(stdout);
+        loop {
+            match pipe::read_line(&mut stdout) {
+                Line::End => break,
+                Line::Text(line) if line.trim().is_empty() => {}
+                Line::Text(line) => deliver(to_reading(&i, &c, &line, unit)),
+                Line::TooLong(start) => {
+                    // A flood: stop it rather than buffer it.
+                    if let Some(mut child) = lock(&s.child).take() {
+                        kill_group(&mut child);
+                    }
+                    deliver(Err(SensorError::Unavailable {
+                        source_id: i.clone(),
+                        reason: format!(
+                            "power command `{c}` printed a line longer than {MAX_LINE_BYTES} bytes \
+                             (it begins {}) and was killed; print one value per line",
+                            quote(&start)
+                        ),
+                    }));
+                    return;
+                }
+            }
         }
+        let err = stderr.text.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+        deliver(Err(SensorError::Unavailable {
+            source_id: i.clone(),
+            reason: format!("power command `{c}` stopped printing values (it exited); stderr: {}", quote_tail(&err)),
+        }));
     });
     match rx.recv_timeout(opts.timeout) {
         Ok(r) => r,
@@ -458,149 +456,4 @@ impl Drop for CommandSensor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T: Duration = Duration::from_secs(5);
-
-    fn opts(domain: &str, timeout: Duration, unit: CommandUnit, mode: CommandMode) -> CommandOptions {
-        CommandOptions { unit, mode, ..CommandOptions::new(domain, timeout) }
-    }
-
-    #[test]
-    fn command_value_units() {
-        let p = |s: &str| parse_value(s, CommandUnit::Auto).unwrap();
-        assert_eq!(p("12.5"), CommandValue::Power(Watts(12.5)));
-        assert_eq!(p(" 12.5 W\n"), CommandValue::Power(Watts(12.5)));
-        assert_eq!(p("12500 mW"), CommandValue::Power(Watts(12.5)));
-        assert_eq!(p("12500000uW"), CommandValue::Power(Watts(12.5)));
-        assert_eq!(p("0.5 kW"), CommandValue::Power(Watts(500.0)));
-        assert_eq!(p("3600 J"), CommandValue::Energy(Joules(3600.0)));
-        assert_eq!(p("2500 mJ"), CommandValue::Energy(Joules(2.5)));
-        assert_eq!(p("1 Wh"), CommandValue::Energy(Joules(3600.0)));
-        assert_eq!(parse_value("2500", CommandUnit::Millijoules).unwrap(), CommandValue::Energy(Joules(2.5)));
-        assert_eq!(parse_value("2500", CommandUnit::Milliwatts).unwrap(), CommandValue::Power(Watts(2.5)));
-        assert_eq!(parse_value("3 W", CommandUnit::Milliwatts).unwrap(), CommandValue::Power(Watts(3.0)));
-        assert!(parse_value("5 J", CommandUnit::Watts).unwrap_err().contains("a power (--power-command-unit is W)"));
-        for bad in ["", "N/A", "abc W", "-3 W", "nan", "inf", "12.5 V"] {
-            assert!(parse_value(bad, CommandUnit::Auto).is_err(), "{bad}");
-        }
-        assert_eq!("uJ".parse::<CommandUnit>().unwrap(), CommandUnit::Microjoules);
-        assert!("kWh".parse::<CommandUnit>().unwrap_err().contains("auto, W, mW, J, mJ, uJ"));
-    }
-
-    #[test]
-    fn command_prints_watts() {
-        let mut s = CommandSensor::new("echo 'vendor-smi v1'; echo '12500 mW'", "npu:0", T).unwrap();
-        assert_eq!(s.read().unwrap(), Reading::Power(Watts(12.5)));
-        let info = s.info();
-        assert_eq!((info.id.as_str(), info.kind.as_str(), info.domain.as_str()), ("command:npu:0", "command", "npu:0"));
-        assert_eq!(info.provenance, Provenance::VendorReported);
-        assert_eq!(info.detail["quantity"], "power");
-    }
-
-    #[test]
-    fn command_prints_growing_joules_as_a_counter() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("n");
-        // Each run prints 10 J more than the last: a cumulative counter.
-        let cmd = format!("n=$(cat {0} 2>/dev/null || echo 0); n=$((n+10)); echo $n > {0}; echo \"$n J\"", f.display());
-        let o = opts("system", T, CommandUnit::Auto, CommandMode::OneShot { interval: Duration::from_millis(20) });
-        let mut s = CommandSensor::with_options(&cmd, o).unwrap();
-        assert_eq!(s.read().unwrap(), Reading::Counter { raw: 10_000_000, wrap_at: 0, joules_per_unit: 1e-6 });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match s.read().unwrap() {
-                Reading::Counter { raw, .. } if raw > 10_000_000 => {
-                    assert_eq!(raw % 10_000_000, 0);
-                    break;
-                }
-                r => assert!(Instant::now() < deadline, "no newer value than {r:?} after 5 s"),
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(s.info().detail["quantity"], "cumulative energy");
-    }
-
-    #[test]
-    fn command_garbage_is_quoted() {
-        let e = CommandSensor::new("echo 'power: N/A'", "npu:0", T).err().unwrap();
-        assert!(matches!(e, SensorError::Parse { .. }), "{e}");
-        let m = e.to_string();
-        assert!(m.contains("\"power: N/A\"") && m.contains("echo 'power: N/A'"), "{m}");
-        let e = CommandSensor::new("true", "npu:0", T).err().unwrap().to_string();
-        assert!(e.contains("cannot parse \"\""), "{e}");
-    }
-
-    #[test]
-    fn command_nonzero_exit_quotes_stderr() {
-        let e = CommandSensor::new("echo 'device 0 not found' >&2; exit 3", "npu:0", T).err().unwrap().to_string();
-        assert!(e.contains("exit status: 3") && e.contains("\"device 0 not found\""), "{e}");
-        let e =
-            CommandSensor::new("head -c 5000 /dev/zero | tr '\\0' x; exit 1", "npu:0", T).err().unwrap().to_string();
-        assert!(e.contains("stdout: \"xxx") && e.contains('…') && e.len() < 500, "{e}");
-    }
-
-    #[test]
-    fn command_timeout_kills_the_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("survived");
-        // The inner shell is a grandchild of effbench: only a process-group kill stops it.
-        let cmd = format!("sh -c 'sleep 1; touch {}'; true", marker.display());
-        let t = Instant::now();
-        let e = CommandSensor::new(&cmd, "npu:0", Duration::from_millis(200)).err().unwrap();
-        assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
-        assert!(matches!(e, SensorError::Transient { .. }), "{e}");
-        let m = e.to_string();
-        assert!(m.contains(&cmd) && m.contains("within 0.200 s") && m.contains("killed"), "{m}");
-        std::thread::sleep(Duration::from_millis(1500).saturating_sub(t.elapsed()));
-        assert!(!marker.exists(), "the timed-out command kept running");
-    }
-
-    #[test]
-    fn command_failure_after_start_reaches_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("ran");
-        // First run prints a value; later runs print garbage.
-        let cmd = format!("if [ -e {0} ]; then echo oops; else touch {0}; echo 5; fi", f.display());
-        let o = opts("npu:0", T, CommandUnit::Auto, CommandMode::OneShot { interval: Duration::from_millis(20) });
-        let mut s = CommandSensor::with_options(&cmd, o).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let e = loop {
-            match s.read() {
-                Err(e) => break e,
-                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                Ok(r) => panic!("still {r:?} after 5 s"),
-            }
-        };
-        assert!(e.to_string().contains("\"oops\""), "{e}");
-    }
-
-    #[test]
-    fn command_stream_mode_reads_lines() {
-        let cmd = "echo 1 W; sleep 0.1; echo 2 W; sleep 0.1; echo 3 W; sleep 5";
-        let o = opts("npu:1", T, CommandUnit::Auto, CommandMode::Stream);
-        let mut s = CommandSensor::with_options(cmd, o).unwrap();
-        assert_eq!(s.read().unwrap(), Reading::Power(Watts(1.0)));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while s.read().unwrap() != Reading::Power(Watts(3.0)) {
-            assert!(Instant::now() < deadline, "never saw the third line");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let t = Instant::now();
-        drop(s);
-        assert!(t.elapsed() < Duration::from_secs(2));
-    }
-
-    #[test]
-    fn command_stream_exit_and_silence_are_errors() {
-        let o = opts("npu:0", T, CommandUnit::Auto, CommandMode::Stream);
-        let e = CommandSensor::with_options("echo broken >&2; exit 1", o).err().unwrap().to_string();
-        assert!(e.contains("stopped printing") && e.contains("\"broken\""), "{e}");
-        let o = opts("npu:0", Duration::from_millis(200), CommandUnit::Auto, CommandMode::Stream);
-        let t = Instant::now();
-        let e = CommandSensor::with_options("sleep 5", o).err().unwrap().to_string();
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
-        assert!(e.contains("printed no value within 0.200 s"), "{e}");
-    }
-}
+mod tests;
