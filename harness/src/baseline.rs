@@ -33,7 +33,7 @@ pub struct UnusableBaseline {
 
 /// Refuses a baseline with no valid repeat.
 pub fn check_usable(path: &Path, baseline: &RunResult) -> Result<(), UnusableBaseline> {
-    if baseline.repeats.iter().any(|r| r.valid) {
+    if baseline.repeats.iter().any(|r| crate::validity::is_valid(baseline, r)) {
         return Ok(());
     }
     Err(UnusableBaseline {
@@ -97,6 +97,7 @@ impl BaselineSpec {
         }
         if p.is_file() {
             let r = RunResult::load(p).map_err(|e| e.to_string())?;
+            crate::validity::check_file(&r, p).map_err(|e| e.to_string())?;
             check_usable(p, &r).map_err(|e| e.to_string())?;
             let others: Vec<&str> = workloads.iter().copied().filter(|w| *w != r.workload.id).collect();
             if !others.is_empty() {
@@ -122,6 +123,7 @@ impl BaselineSpec {
         for w in workloads {
             let Some(f) = self.locate(w) else { continue };
             let r = RunResult::load(&f).map_err(|e| e.to_string())?;
+            crate::validity::check_file(&r, &f).map_err(|e| e.to_string())?;
             check_usable(&f, &r).map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -142,6 +144,7 @@ impl BaselineSpec {
             return Ok(RunComparison::NoBaseline { message });
         };
         let baseline = RunResult::load(&path).map_err(|e| e.to_string())?;
+        crate::validity::check_file(&baseline, &path).map_err(|e| e.to_string())?;
         check_usable(&path, &baseline).map_err(|e| e.to_string())?;
         Ok(RunComparison::Compared { baseline: path, comparison: Box::new(compare(result, &baseline, opts)) })
     }

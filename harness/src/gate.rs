@@ -57,6 +57,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::result::{Repeat, RunResult, WorkloadKind};
+use crate::validity;
 use crate::verdict::{self, Resource, Sides, INFORMATIONAL};
 
 /// What the gate checks (`--metrics`).
@@ -160,11 +161,16 @@ pub enum Outcome {
     Skipped {
         reason: String,
     },
+    /// Fails the gate (exit 3 unless something worse happened): too few valid repeats on a
+    /// side to decide anything ([`crate::validity::MIN_REPEATS`]); never a pass.
+    Undecided {
+        reason: String,
+    },
 }
 
 impl Outcome {
     pub fn fails(&self) -> bool {
-        matches!(self, Outcome::Regression | Outcome::Invalid { .. })
+        matches!(self, Outcome::Regression | Outcome::Invalid { .. } | Outcome::Undecided { .. })
     }
 }
 
@@ -176,6 +182,7 @@ impl std::fmt::Display for Outcome {
             Outcome::NoChange => f.write_str("no change"),
             Outcome::Invalid { reason } => write!(f, "INVALID: {reason}"),
             Outcome::Skipped { reason } => write!(f, "skipped: {reason}"),
+            Outcome::Undecided { reason } => write!(f, "CANNOT DECIDE: {reason}"),
         }
     }
 }
@@ -367,12 +374,14 @@ pub fn gate_sets(
 }
 
 /// 4 when a case is invalid (the candidate run is not a valid run), else 1 on a regression,
-/// else 0.
+/// else 3 when a case could not be decided, else 0.
 fn exit_code(r: &GateReport) -> u8 {
     if r.count(|o| matches!(o, Outcome::Invalid { .. })) > 0 {
         4
     } else if r.count(|o| *o == Outcome::Regression) > 0 {
         1
+    } else if r.count(|o| matches!(o, Outcome::Undecided { .. })) > 0 {
+        3
     } else {
         0
     }
@@ -413,7 +422,8 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
         names.iter().map(|(r, n, _)| GateCase::bare(*r, n, Outcome::Invalid { reason: reason.clone() })).collect()
     };
     let mut cand: Vec<&Repeat> = candidate.repeats.iter().collect();
-    let mut base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| r.valid).collect();
+    // Validity recomputed from each repeat's numbers, never the file's flag (validity.rs).
+    let mut base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| validity::is_valid(baseline, r)).collect();
     cand.sort_by_key(|r| r.seed);
     base.sort_by_key(|r| r.seed);
     let seeds = |v: &[&Repeat]| v.iter().map(|r| r.seed).collect::<Vec<_>>();
@@ -439,11 +449,21 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
         ))
     } else if cand.is_empty() {
         whole("the candidate has no repeats".into())
-    } else if let Some((i, r)) = cand.iter().enumerate().find(|(_, r)| !r.valid) {
-        let why = r.invalid_reason.as_deref().unwrap_or("quality target missed");
+    } else if let Some((i, r, why)) =
+        cand.iter().enumerate().find_map(|(i, r)| validity::numbers(candidate, r).err().map(|w| (i, r, w)))
+    {
         whole(format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed))
     } else if base.is_empty() {
         whole("the baseline has no valid repeats".into())
+    } else if cand.len().min(base.len()) < validity::MIN_REPEATS {
+        let reason = format!(
+            "{} candidate and {} baseline valid repeat(s); a decision needs at least {} per side (fewer give \
+             an unbounded interval): run more repeats",
+            cand.len(),
+            base.len(),
+            validity::MIN_REPEATS
+        );
+        names.iter().map(|(r, n, _)| GateCase::bare(*r, n, Outcome::Undecided { reason: reason.clone() })).collect()
     } else {
         names
             .iter()
@@ -496,8 +516,8 @@ fn case(
         paired: sides == Sides::Paired,
         ..GateCase::bare(resource, name, Outcome::NoChange)
     };
-    if mb <= 0.0 || mc < 0.0 {
-        out.outcome = Outcome::Invalid { reason: format!("{name}: a ratio needs positive values") };
+    if !(mb > 0.0 && mc > 0.0 && mb.is_finite() && mc.is_finite()) {
+        out.outcome = Outcome::Invalid { reason: format!("{name}: a ratio needs finite positive means") };
         return out;
     }
     out.change = mc / mb - 1.0;

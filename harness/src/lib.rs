@@ -19,6 +19,7 @@ pub mod stats;
 pub mod system;
 pub mod threads;
 pub mod units;
+pub mod validity;
 pub mod verdict;
 
 /// The global allocator of the `effbench` binary, recorded in results.

@@ -267,11 +267,16 @@ pub fn compare(candidate: &RunResult, baseline: &RunResult, opts: &CompareOption
     if candidate.repeats.is_empty() {
         return whole("the candidate has no repeats".into());
     }
-    if let Some((i, r)) = candidate.repeats.iter().enumerate().find(|(_, r)| !r.valid) {
-        let why = r.invalid_reason.as_deref().unwrap_or("quality target missed");
+    // Validity recomputed from each repeat's numbers, never the file's flag (validity.rs).
+    let invalid = candidate
+        .repeats
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| crate::validity::numbers(candidate, r).err().map(|why| (i, r, why)));
+    if let Some((i, r, why)) = invalid {
         return whole(format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed));
     }
-    let base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| r.valid).collect();
+    let base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| crate::validity::is_valid(baseline, r)).collect();
     if base.is_empty() {
         return whole("the baseline has no valid repeats".into());
     }
@@ -367,13 +372,18 @@ fn metric_row(
         row.verdict = Verdict::Invalid { reason: format!("{name} is missing or not finite in some repeats") };
         return row;
     };
-    if row.baseline_mean <= 0.0 || row.candidate_mean < 0.0 {
-        row.verdict = Verdict::Invalid { reason: format!("{name}: a reduction needs positive values") };
+    if !(row.baseline_mean > 0.0 && row.candidate_mean > 0.0 && (row.baseline_mean + row.candidate_mean).is_finite()) {
+        row.verdict = Verdict::Invalid { reason: format!("{name}: a reduction needs finite positive means") };
         return row;
     }
     row.reduction = 1.0 - row.candidate_mean / row.baseline_mean;
     row.ci95 = reduction_interval(&c, &b, Sides::Unpaired, opts.resamples.max(1), opts.seed ^ fnv1a(name));
-    row.verdict = judge(row.reduction, row.ci95, opts.target, c.len().min(b.len()));
+    row.verdict = if c.len().min(b.len()) < crate::validity::MIN_REPEATS {
+        // Too few repeats to bound the interval: cannot decide, whatever it says; say how many.
+        Verdict::Inconclusive { repeats_needed: Some(crate::validity::MIN_REPEATS) }
+    } else {
+        judge(row.reduction, row.ci95, opts.target, c.len().min(b.len()))
+    };
     row
 }
 

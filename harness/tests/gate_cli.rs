@@ -121,13 +121,32 @@ fn gate_exit_codes_tables_and_junit() {
 
     // A candidate repeat that missed the quality target fails the gate as an invalid run (4),
     // even though it looks faster.
-    let invalid = scaled_copy(&base, &dir.join("invalid"), 0.5, |v| {
-        v["repeats"][2]["valid"] = false.into();
-        v["repeats"][2]["invalid_reason"] = "quality target >= 0.95 not reached".into();
-    });
+    let miss = |v: &mut serde_json::Value, i: usize, flag: bool| {
+        let r = &mut v["repeats"][i];
+        r["valid"] = flag.into();
+        r["invalid_reason"] = if flag { serde_json::Value::Null } else { "quality target >= 0.95 not reached".into() };
+        r["quality"] = 0.10.into();
+        let last = r["evaluations"].as_array_mut().unwrap().last_mut().unwrap();
+        last["quality"] = 0.10.into();
+    };
+    let invalid = scaled_copy(&base, &dir.join("invalid"), 0.5, |v| miss(v, 2, false));
     let o = effbench(&["gate", invalid.to_str().unwrap(), "--baseline", b]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("repeat 3 (seed 2) is invalid"), "{}", text(&o));
+
+    // Issue 10: a repeat whose flag says valid but whose quality misses the target is not
+    // trusted: an error naming the file and the repeat (exit 4), for gate and compare alike.
+    let lying = scaled_copy(&base, &dir.join("lying"), 0.5, |v| miss(v, 1, true));
+    for cmd in ["gate", "compare"] {
+        let o = effbench(&[cmd, lying.to_str().unwrap(), "--baseline", b]);
+        assert_eq!(o.status.code(), Some(4), "{cmd}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("lying/digits-mlp-train.json") && err.contains("repeat 2 (seed 1) says it is valid"),
+            "{err}"
+        );
+        assert!(err.contains("quality 0.1 misses the target 0.95"), "{err}");
+    }
 
     // Estimated energy against the measured baseline: energy skipped with the reason, rest gated.
     let estimated = scaled_copy(&base, &dir.join("estimated"), 1.0, |v| {

@@ -42,6 +42,9 @@ pub fn main(args: CompareArgs) -> CliResult {
     }
     let candidate = load(&args.candidate)?;
     let baseline = load(&args.baseline)?;
+    for (path, r) in [(&args.candidate, &candidate), (&args.baseline, &baseline)] {
+        crate::validity::check_file(r, path).map_err(|e| Failure { code: Exit::Invalid, error: e.into() })?;
+    }
     crate::baseline::check_usable(&args.baseline, &baseline).map_err(Failure::usage)?;
     let opts = CompareOptions { target: args.target, resources: args.resources.clone(), ..Default::default() };
     let c = compare(&candidate, &baseline, &opts);

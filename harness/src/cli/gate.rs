@@ -43,6 +43,9 @@ pub fn main(args: GateArgs) -> CliResult {
     }
     let candidates = load_results(&args.candidate).map_err(Failure::usage)?;
     let baselines = load_results(&args.baseline).map_err(Failure::usage)?;
+    for (path, r) in candidates.values().chain(baselines.values()) {
+        crate::validity::check_file(r, path).map_err(|e| Failure { code: Exit::Invalid, error: e.into() })?;
+    }
     for (path, base) in candidates.keys().filter_map(|id| baselines.get(id)) {
         crate::baseline::check_usable(path, base).map_err(Failure::usage)?;
     }
@@ -65,6 +68,7 @@ pub fn main(args: GateArgs) -> CliResult {
     Ok(match report.exit_code {
         0 => Exit::Ok,
         1 => Exit::NotMet,
+        3 => Exit::Inconclusive,
         _ => Exit::Invalid,
     })
 }

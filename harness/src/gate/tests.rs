@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::sensor::Provenance;
 use crate::stats::SplitMix64;
-use crate::verdict::tests::{normal, run};
+use crate::verdict::tests::{miss_target, normal, run};
 
 /// Twelve per-seed amounts that differ by up to +-20% (as seeds do).
 const SEEDS: [f64; 12] = [1000.0, 1180.0, 850.0, 1060.0, 930.0, 1200.0, 820.0, 1100.0, 960.0, 1040.0, 880.0, 1150.0];
@@ -76,13 +76,12 @@ fn unpaired_when_seeds_differ_and_noise_then_hides_a_small_change() {
 #[test]
 fn an_invalid_candidate_repeat_fails_every_metric() {
     let mut cand = run("w", &scaled(0.5), Provenance::Measured);
-    cand.repeats[3].valid = false;
-    cand.repeats[3].invalid_reason = Some("quality target >= 0.95 not reached".into());
+    miss_target(&mut cand, 3);
     let w = gate_one(&cand, &base(), &GateOptions::default());
     assert_eq!(w.cases.len(), 4);
     for c in &w.cases {
         let Outcome::Invalid { reason } = &c.outcome else { panic!("{c:?}") };
-        assert!(reason.contains("repeat 4 (seed 3)") && reason.contains("not reached"), "{reason}");
+        assert!(reason.contains("repeat 4 (seed 3)") && reason.contains("misses the target 0.85"), "{reason}");
         assert!(c.outcome.fails());
     }
 }
@@ -140,15 +139,15 @@ fn sets_are_matched_by_workload_and_exit_codes_follow_the_worst_case() {
     let c = set(&[run("x", &SEEDS, Provenance::Measured), run("z", &SEEDS, Provenance::Measured)]);
     let r = gate_sets(&c, &b, &opts).unwrap();
     assert_eq!(r.exit_code, 0);
-    assert_eq!(r.baselines_unused, ["y"]);
-    let z = r.workloads.iter().find(|w| w.workload == "z").unwrap();
+    assert_eq!(r.baselines_unused, ["fmnist-cnn-train"], "y");
+    let z = r.workloads.iter().find(|w| w.workload == "ae-machine-train").unwrap();
     assert!(matches!(&z.cases[0].outcome, Outcome::Skipped { reason } if reason.contains("no baseline")));
     // x regressed: 1.
     let c = set(&[run("x", &scaled(1.2), Provenance::Measured)]);
     assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, 1);
     // y invalid beside x's regression: 4.
     let mut y = run("y", &SEEDS, Provenance::Measured);
-    y.repeats[0].valid = false;
+    miss_target(&mut y, 0);
     let c = set(&[run("x", &scaled(1.2), Provenance::Measured), y]);
     assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, 4);
     // Nothing matched, or nothing comparable: an error, not a pass of nothing.
@@ -160,12 +159,28 @@ fn sets_are_matched_by_workload_and_exit_codes_follow_the_worst_case() {
 }
 
 #[test]
+fn three_repeats_a_side_cannot_decide_a_doubled_time_and_the_gate_fails() {
+    // Issue 11: a planted 100% slowdown with 3 repeats passed as "no change".
+    let base = run("w", &SEEDS[..3], Provenance::Measured);
+    let cand = run("w", &scaled(2.0)[..3], Provenance::Measured);
+    let w = gate_one(&cand, &base, &GateOptions::default());
+    for c in &w.cases {
+        assert!(matches!(&c.outcome, Outcome::Undecided { reason } if reason.contains("at least 5 per side")), "{c:?}");
+        assert!(c.outcome.fails(), "never a pass");
+    }
+    let r = gate_sets(&set(&[cand]), &set(&[base]), &GateOptions::default()).unwrap();
+    assert_eq!(r.exit_code, 3);
+}
+
+#[test]
 fn junit_round_trips() {
-    let b = set(&[run("x&<y>", &SEEDS, Provenance::Measured), run("q", &SEEDS, Provenance::Measured)]);
+    // "w" is fmnist-mlp-train and "q" charlm-austen-train: validity is checked against the
+    // registered workloads, so the characters XML must escape travel in the candidate's path.
+    let b = set(&[run("w", &SEEDS, Provenance::Measured), run("q", &SEEDS, Provenance::Measured)]);
     let mut bad = run("q", &SEEDS, Provenance::Measured);
-    bad.repeats[1].valid = false;
-    bad.repeats[1].invalid_reason = Some("quality \"0.81\" < 0.85 & diverged".into());
-    let c = set(&[run("x&<y>", &scaled(1.2), Provenance::Estimated), bad]);
+    miss_target(&mut bad, 1);
+    let mut c = set(&[run("w", &scaled(1.2), Provenance::Estimated), bad]);
+    c.get_mut("fmnist-mlp-train").unwrap().0 = PathBuf::from("x&<y>\".json");
     let r = gate_sets(&c, &b, &GateOptions::default()).unwrap();
     let xml = crate::report::junit::render(&r);
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
@@ -175,10 +190,13 @@ fn junit_round_trips() {
     assert_eq!(root.attribute("failures"), Some("7"), "3 regressions (energy skipped) + 4 invalid");
     assert_eq!(root.attribute("skipped"), Some("1"));
     let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
-    assert_eq!(suites.iter().map(|s| s.attribute("name").unwrap()).collect::<Vec<_>>(), ["q", "x&<y>"]);
+    let names: Vec<_> = suites.iter().map(|s| s.attribute("name").unwrap()).collect();
+    assert_eq!(names, ["charlm-austen-train", "fmnist-mlp-train"]);
+    let path = suites[1].descendants().find(|n| n.attribute("name") == Some("candidate")).unwrap();
+    assert_eq!(path.attribute("value"), Some("x&<y>\".json"), "escaped in the file, read back whole");
     let cases: Vec<_> = suites[1].children().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 4);
-    assert_eq!(cases[0].attribute("classname"), Some("effbench.x&<y>"));
+    assert_eq!(cases[0].attribute("classname"), Some("effbench.fmnist-mlp-train"));
     assert_eq!(cases[0].attribute("name"), Some("energy: energy_j"));
     assert_eq!(cases[1].attribute("name"), Some("time: cpu_s"));
     assert!(cases[0].children().any(|n| n.has_tag_name("skipped")));
@@ -189,7 +207,7 @@ fn junit_round_trips() {
     let invalid = suites[0].children().find(|n| n.has_tag_name("testcase")).unwrap();
     let f = invalid.children().find(|n| n.has_tag_name("failure")).unwrap();
     assert_eq!(f.attribute("type"), Some("invalid"));
-    assert!(f.text().unwrap().contains("quality \"0.81\" < 0.85 & diverged"), "{:?}", f.text());
+    assert!(f.text().unwrap().contains("its quality 10 misses the target 2.2"), "{:?}", f.text());
     assert_eq!(crate::report::junit::escape("a\u{1}b<\"'&"), "ab&lt;&quot;&apos;&amp;");
 }
 

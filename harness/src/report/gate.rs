@@ -42,10 +42,11 @@ pub fn render_text(r: &GateReport) -> String {
     }
     let n = |f: &dyn Fn(&Outcome) -> bool| r.count(f);
     out += &format!(
-        "gate: {} ({} regression, {} invalid, {} improved, {} no change, {} skipped)\n",
+        "gate: {} ({} regression, {} invalid, {} improved, {} no change, {} skipped{})\n",
         match r.exit_code {
             0 => "PASSED",
             4 => "FAILED (invalid run)",
+            3 => "FAILED (cannot decide: too few repeats)",
             _ => "FAILED (regression)",
         },
         n(&|o| *o == Outcome::Regression),
@@ -53,6 +54,10 @@ pub fn render_text(r: &GateReport) -> String {
         n(&|o| *o == Outcome::Improved),
         n(&|o| *o == Outcome::NoChange),
         n(&|o| matches!(o, Outcome::Skipped { .. })),
+        match n(&|o| matches!(o, Outcome::Undecided { .. })) {
+            0 => String::new(),
+            k => format!(", {k} undecided"),
+        },
     );
     out
 }

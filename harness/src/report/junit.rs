@@ -48,6 +48,7 @@ fn message(c: &GateCase, threshold: f64) -> String {
         Outcome::NoChange => format!("no change: {numbers}"),
         Outcome::Invalid { reason } => format!("invalid: {reason}"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        Outcome::Undecided { reason } => format!("cannot decide: {reason}"),
     }
 }
 
@@ -78,8 +79,12 @@ fn suite(out: &mut String, w: &WorkloadGate, threshold: f64) {
         let msg = message(c, threshold);
         let open = format!("    <testcase classname=\"{}\" name=\"{}\" time=\"0\"", escape(&classname), escape(&name));
         match &c.outcome {
-            Outcome::Regression | Outcome::Invalid { .. } => {
-                let kind = if c.outcome == Outcome::Regression { "regression" } else { "invalid" };
+            Outcome::Regression | Outcome::Invalid { .. } | Outcome::Undecided { .. } => {
+                let kind = match c.outcome {
+                    Outcome::Regression => "regression",
+                    Outcome::Undecided { .. } => "undecided",
+                    _ => "invalid",
+                };
                 let _ = writeln!(out, "{open}>");
                 let _ = writeln!(
                     out,

@@ -9,7 +9,7 @@ use crate::sensor::SourceInfo;
 use crate::system::SystemInfo;
 use crate::units::{Bytes, Joules, Seconds, Watts};
 
-/// A valid training repeat using `x` joules, `x` samples (×100), bytes and unique samples, and
+/// A valid training repeat using `x` joules, `x` samples (×50), bytes and unique samples, and
 /// `x / 10` seconds: every metric scales with `x`.
 pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
     let by_domain: BTreeMap<String, Joules> = [("cpu".to_string(), Joules(x))].into();
@@ -35,13 +35,28 @@ pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
         wall_meter: None,
         unresolved_energy: Vec::new(),
         passes: None,
-        samples_to_target: Some((x * 100.0).round() as u64),
-        bytes_to_target: Some(Bytes((x * 6400.0).round() as u64)),
-        unique_samples: Some((x * 100.0).round() as u64),
-        evaluations: None,
+        samples_to_target: Some((x * 50.0).round() as u64),
+        bytes_to_target: Some(Bytes((x * 3200.0).round() as u64)),
+        unique_samples: Some((x * 50.0).round() as u64),
+        // One evaluation, where the target was met (validity.rs recomputes this).
+        evaluations: Some(vec![crate::result::Evaluation { samples: (x * 50.0).round() as u64, quality: 0.96 }]),
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
+    }
+}
+
+/// Makes repeat `i` of `run` miss its target by its numbers (quality 0.10, or a loss of 10 for
+/// a lower-is-better metric), as a real failed repeat does: validity is recomputed from the
+/// numbers, so flipping `valid` alone would be a contradiction.
+pub(crate) fn miss_target(run: &mut RunResult, i: usize) {
+    let q = if run.workload.higher_is_better { 0.10 } else { 10.0 };
+    let r = &mut run.repeats[i];
+    r.valid = false;
+    r.invalid_reason = Some("quality target not reached".into());
+    r.quality = Some(q);
+    if let Some(e) = r.evaluations.as_mut().and_then(|v| v.last_mut()) {
+        e.quality = q;
     }
 }
 
@@ -57,8 +72,25 @@ pub(crate) fn source(provenance: Provenance) -> SourceInfo {
     }
 }
 
-/// A training run of workload `id` whose repeats use the given amounts (see [`repeat`]).
+/// The registered training workload a fixture id stands for (validity is recomputed against
+/// the registered target and cap, so fixtures must be real workloads); other ids stay unknown.
+fn workload_id(id: &str) -> &str {
+    match id {
+        "w" => "fmnist-mlp-train",
+        "x" => "digits-mlp-train",
+        "y" => "fmnist-cnn-train",
+        "z" => "ae-machine-train",
+        "q" => "charlm-austen-train",
+        other => other,
+    }
+}
+
+/// A training run of workload `id` (see [`workload_id`]) whose repeats use the given amounts
+/// (see [`repeat`]).
 pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
+    let id = workload_id(id);
+    let (target, higher) =
+        effbench_models::WorkloadSpec::get(id).map(|s| (s.quality_target, s.higher_is_better)).unwrap_or((0.95, true));
     RunResult {
         schema: SCHEMA.to_string(),
         effbench_version: "test".into(),
@@ -69,8 +101,8 @@ pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
             kind: WorkloadKind::Train,
             unit: "sample".into(),
             quality_metric: "accuracy".into(),
-            quality_target: 0.95,
-            higher_is_better: true,
+            quality_target: target,
+            higher_is_better: higher,
             model: "mlp".into(),
             dataset: "digits".into(),
             flops_per_unit: None,
@@ -182,11 +214,12 @@ fn repeats_needed_follows_one_over_root_n() {
 fn an_invalid_candidate_repeat_makes_everything_invalid() {
     let base = run("w", &BASE, Provenance::Measured);
     let mut cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
-    cand.repeats[4].valid = false;
-    cand.repeats[4].invalid_reason = Some("accuracy 0.90 < target 0.95".into());
+    miss_target(&mut cand, 4);
     let c = compare(&cand, &base, &CompareOptions::default());
     match &c.overall {
-        Verdict::Invalid { reason } => assert!(reason.contains("repeat 5") && reason.contains("0.90"), "{reason}"),
+        Verdict::Invalid { reason } => {
+            assert!(reason.contains("repeat 5") && reason.contains("quality 0.1 misses the target 0.85"), "{reason}")
+        }
         other => panic!("expected invalid, got {other:?}"),
     }
     assert!(c.resources.iter().all(|(_, v)| matches!(v, Verdict::Invalid { .. })));
@@ -194,9 +227,34 @@ fn an_invalid_candidate_repeat_makes_everything_invalid() {
 }
 
 #[test]
+fn a_valid_flag_is_not_trusted_by_compare() {
+    // Issue 10: repeats saying "valid": true with quality 0.10 were judged met.
+    let base = run("w", &BASE, Provenance::Measured);
+    let mut cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
+    for i in 0..cand.repeats.len() {
+        miss_target(&mut cand, i);
+        cand.repeats[i].valid = true;
+        cand.repeats[i].invalid_reason = None;
+    }
+    let c = compare(&cand, &base, &CompareOptions::default());
+    assert!(matches!(&c.overall, Verdict::Invalid { reason } if reason.contains("misses the target")), "{c:#?}");
+}
+
+#[test]
+fn three_repeats_a_side_cannot_decide_even_a_large_cut() {
+    // Issue 11: with 3 or fewer repeats the interval is unbounded; never a verdict.
+    let base = run("w", &BASE[..3], Provenance::Measured);
+    let cand = run("w", &scaled(0.36, &NOISE)[..3], Provenance::Measured);
+    let c = compare(&cand, &base, &CompareOptions::default());
+    for (_, v) in &c.resources {
+        assert_eq!(*v, Verdict::Inconclusive { repeats_needed: Some(crate::validity::MIN_REPEATS) }, "{c:#?}");
+    }
+}
+
+#[test]
 fn invalid_baseline_repeats_are_left_out() {
     let mut base = run("w", &BASE, Provenance::Measured);
-    base.repeats[0].valid = false;
+    miss_target(&mut base, 0);
     base.repeats[0].energy_j.total = Joules(1.0e9);
     let cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
     let c = compare(&cand, &base, &CompareOptions::default());
@@ -244,8 +302,10 @@ fn energy_from_different_domains_is_incomparable() {
 
 #[test]
 fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
-    let base = run("w", &BASE, Provenance::Estimated);
-    let cand = run("w", &scaled(0.3, &NOISE), Provenance::Estimated);
+    // Amounts of about 1 J, so a 0.04 s window stays a power a CPU can draw (validity.rs).
+    let milli = |xs: &[f64]| xs.iter().map(|x| x / 1000.0).collect::<Vec<_>>();
+    let base = run("w", &milli(&BASE), Provenance::Estimated);
+    let cand = run("w", &milli(&scaled(0.3, &NOISE)), Provenance::Estimated);
     // Candidate windows of 0.04 s against the estimate's 0.2 s update period.
     let mut short = cand.clone();
     for r in &mut short.repeats {
