@@ -194,6 +194,7 @@ fn spawn_sh(cmd: &str) -> std::io::Result<std::process::Child> {
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
+        .inspect(|c| crate::interrupt::track_group(c.id())) // stopped on SIGINT/SIGTERM too
 }
 
 /// Runs `sh -c cmd` once, waits at most `timeout`, and returns its stdout. A command still
@@ -208,7 +209,10 @@ pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String,
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => {
+                crate::interrupt::untrack_group(child.id());
+                break status;
+            }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             Ok(None) => {
                 kill_group(&mut child);
@@ -256,6 +260,7 @@ fn kill_group(child: &mut Child) {
     crate::fsutil::signal_process_group(child.id(), "-KILL");
     let _ = child.kill();
     let _ = child.wait();
+    crate::interrupt::untrack_group(child.id());
 }
 
 /// Parses the command's output (its last non-empty line) into a reading.
