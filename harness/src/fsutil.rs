@@ -19,19 +19,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// process and call, so concurrent writers never share one. On error the temporary file is
 /// removed and `path` is untouched. The parent directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", path.display()))
-    })?;
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}.{}", std::process::id(), n));
-    let tmp = dir.join(tmp_name);
-
+    let (dir, tmp) = temp_path(path)?;
+    // An interrupt (see `crate::interrupt`) waits for this write, so it never leaves `tmp`.
+    let _guard = crate::interrupt::writes();
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
@@ -49,6 +39,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Proves that [`write_atomic`] could write `path`, without touching it: creates and removes
+/// the temporary file a write would use, and refuses a `path` that is a directory.
+pub fn probe_atomic(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a directory", path.display())));
+    }
+    let (_, tmp) = temp_path(path)?;
+    OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    fs::remove_file(&tmp)
+}
+
+/// The directory of `path` and a fresh temporary name beside it: `.NAME.tmp.PID.N`, unique per
+/// process and call (`crate::run::out` recognises and cleans up stale ones by this shape).
+fn temp_path(path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", path.display()))
+    })?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}.{}", std::process::id(), n));
+    let tmp = dir.join(tmp_name);
+    Ok((dir, tmp))
 }
 
 /// Serialises `value` as pretty JSON with a trailing newline and writes it with [`write_atomic`].

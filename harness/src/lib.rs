@@ -9,6 +9,7 @@ pub mod cli;
 pub mod export;
 pub mod fsutil;
 pub mod gate;
+pub mod interrupt;
 pub mod meter;
 pub mod peak;
 pub mod report;

@@ -13,7 +13,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     effbench::backend::align_gpu_numbering();
     let cli = Cli::parse();
-    match dispatch(cli) {
+    let outcome = dispatch(cli);
+    // An interrupt's own exit code (130/143) wins over what the interrupted work returned.
+    effbench::interrupt::wait_if_interrupted();
+    match outcome {
         Ok(code) => ExitCode::from(code as u8),
         Err(f) => {
             eprintln!("effbench: error: {:#}", f.error);

@@ -2,13 +2,14 @@
 //! in its own meter window, with the result file rewritten atomically after every repeat so an
 //! interrupted run keeps what finished.
 //!
-//! Phase order (tested in tests/cli.rs): out dir checked -> meter started -> GEMM peak ->
-//! idle window -> per workload: data loaded (unmeasured) -> per repeat: net built from the
-//! seed (unmeasured) -> window [work] -> result + trace written.
+//! Phase order (tested in tests/cli.rs): out dir locked and checked (see [`out`]) -> meter
+//! started -> GEMM peak -> idle window -> per workload: data loaded (unmeasured) -> per repeat:
+//! net built from the seed (unmeasured) -> window [work] -> result written, trace appended.
 //!
 //! `--backend external:` runs inference workloads through a runner: see [`external`].
 
 mod external;
+pub mod out;
 mod wall;
 
 use wall::{wall_begin, wall_end};
@@ -25,7 +26,7 @@ use effbench_models::train::{self, TrainOutcome};
 use effbench_models::{Kind, WorkloadSpec};
 
 use crate::backend::Backend;
-use crate::meter::{write_trace_csv, Mark, Meter, Window};
+use crate::meter::{Mark, Meter, Window};
 use crate::report::progress::Progress;
 use crate::result::{
     BackendInfo, EnergyBreakdown, Evaluation, RecipeInfo, Repeat, RunResult, WorkloadInfo, WorkloadKind, SCHEMA,
@@ -35,12 +36,18 @@ use crate::system::SystemInfo;
 use crate::units::{Bytes, Joules, Seconds, Watts};
 use crate::{fsutil, peak, threads};
 
+/// The most repeats a run takes (`--repeat`): the result file is rewritten after every
+/// repeat, so this bounds the rewriting (about 1000 x 1000 repeats' JSON at the cap).
+pub const MAX_REPEATS: u32 = 1000;
+
 /// Everything a run needs, validated: the rest of the code sees only this.
 pub struct RunPlan {
     pub workloads: Vec<(&'static WorkloadSpec, Option<LoadedRecipe>)>,
     pub backend: Backend,
     pub repeats: u32,
     pub out_dir: PathBuf,
+    /// `out_dir`, locked for the whole run (see [`out`]).
+    pub out_lock: out::OutDir,
     pub idle: Duration,
     pub sample_hz: f64,
     pub data: DataConfig,
@@ -164,8 +171,7 @@ fn run_workload(
     progress: &mut dyn Progress,
 ) -> Result<Finished> {
     let dev = plan.backend.device();
-    let path = plan.out_dir.join(format!("{}.json", spec.id));
-    let trace_path = plan.out_dir.join(format!("{}.trace.csv", spec.id));
+    let mut files = out::WorkloadFiles::new(&plan.out_dir, spec.id);
     progress.workload_start(spec.id, plan.repeats);
 
     let mut work = match spec.kind {
@@ -237,8 +243,9 @@ fn run_workload(
     if let Work::External(r) = &work {
         r.describe(&mut result);
     }
-    // Refuse an unwritable destination before the first repeat's work, not after it.
-    result.write(&path).with_context(|| format!("writing {}", path.display()))?;
+    // Refuse an unwritable destination before the first repeat's work, not after it; an
+    // earlier result (--force) stays whole until the first repeat replaces it.
+    files.check_writable()?;
 
     if plan.wall_ranging {
         ranging_pass(plan, spec, recipe, &mut work, progress)?;
@@ -332,21 +339,13 @@ fn run_workload(
         progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
         result.repeats.push(repeat);
         result.summarise(0);
-        result.write(&path).with_context(|| format!("writing {}", path.display()))?;
-        let mut segments: Vec<(String, Vec<crate::meter::TraceRow>)> =
-            vec![("idle".to_string(), meter.trace_between(idle.0, idle.1))];
-        for (label, b, e) in &windows {
-            segments.push((label.clone(), meter.trace_between(b, e)));
-        }
-        let refs: Vec<(&str, &[crate::meter::TraceRow])> =
-            segments.iter().map(|(l, r)| (l.as_str(), r.as_slice())).collect();
-        write_trace_csv(&trace_path, "phase", &refs).with_context(|| format!("writing {}", trace_path.display()))?;
+        files.write(&result, meter, idle, &windows)?;
     }
     if let Work::External(runner) = work {
         runner.finish()?;
     }
     progress.workload_done(spec.id);
-    Ok(Finished { path, result })
+    Ok(Finished { path: files.result_path().to_path_buf(), result })
 }
 
 enum Work {

@@ -252,6 +252,20 @@ fn runner_that_exits_at_once_is_reported_with_its_stderr() {
 }
 
 #[test]
+fn runner_that_exits_while_a_grandchild_holds_stdout_is_reported_as_exited() {
+    let dir = tmp("exit-orphan");
+    let pid_file = dir.join("grandchild.pid");
+    // A long startup watchdog: the exit must be noticed long before it.
+    let toml = hostile_toml(&dir, "exit-orphan", 2.0, 30.0);
+    let r = run_with(&dir, &toml, WORKLOAD, "1", &[("HOSTILE_PID_FILE", pid_file.to_str().unwrap())]);
+    assert_refused(&r, "exit-orphan", &["runner exited with status 3", "`hello`", "helper left running"]);
+    assert!(!r.stderr().contains("no reply to"), "{}", r.stderr());
+    assert!(r.elapsed < Duration::from_secs(15), "waited for the watchdog: {:?}", r.elapsed);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(wait_gone(&pid), "the runner's child {pid} survived");
+}
+
+#[test]
 fn wrong_protocol_version_is_refused() {
     let r = hostile("version", "version", 2.0, &[]);
     assert_refused(&r, "version", &["protocol version 2", "speaks only version 1"]);

@@ -52,8 +52,12 @@ pub struct RecordArgs {
 
 pub fn main(args: BaselineArgs) -> CliResult {
     let BaselineCommand::Record(a) = args.command;
+    super::run::install_interrupts()?;
     if a.repeat < 5 {
         return Err(Failure::usage(anyhow!("--repeat {}: a baseline needs at least 5 repeats", a.repeat)));
+    }
+    if a.repeat > crate::run::MAX_REPEATS {
+        return Err(Failure::usage(anyhow!("--repeat {}: at most {} repeats", a.repeat, crate::run::MAX_REPEATS)));
     }
     let system = a.system.clone().unwrap_or_else(crate::system::this_host_class);
     if system.is_empty() || system.contains(['/', '\\']) || system.starts_with('.') {
@@ -68,6 +72,8 @@ pub fn main(args: BaselineArgs) -> CliResult {
         backend: "cpu".into(),
         repeat: a.repeat,
         out: Some(staging.clone()),
+        // The staging folder is this process's own; anything in it is from a dead run.
+        force: true,
         idle_secs: a.idle_secs,
         json: false,
         sample_hz: crate::meter::DEFAULT_SAMPLE_HZ,

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use effbench_models::data::DataConfig;
 use effbench_models::{Kind, WorkloadSpec};
@@ -9,6 +9,7 @@ use effbench_models::{Kind, WorkloadSpec};
 use super::{CliResult, Exit, Failure};
 use crate::backend::Backend;
 use crate::baseline::{BaselineSpec, RunComparison};
+use crate::run::out::OutDir;
 use crate::run::{self, RunPlan};
 use crate::sensor::{discover, fake::FakePower, Sensor, Status};
 use crate::units::Watts;
@@ -36,12 +37,19 @@ pub struct RunArgs {
     /// docs/runner-protocol.md). cuda:N comes in a later version.
     #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
     pub backend: String,
-    /// Repeats per workload; repeat i uses seed i.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Repeats per workload, 1 to 1000; repeat i uses seed i. The result file is rewritten
+    /// (atomically) after every repeat so an interrupted run keeps what finished; the cap
+    /// bounds that rewriting, and the trace is appended to, not rewritten.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=run::MAX_REPEATS as i64))]
     pub repeat: u32,
-    /// Output directory (default: results/<UTC timestamp>-<host>/).
+    /// Output directory (default: results/<UTC timestamp>-<host>/). Locked for the run; one
+    /// that already holds effbench results is refused unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Run into an --out that already holds results: each earlier file is replaced once the
+    /// new run's first repeat of that workload is written (never before).
+    #[arg(long)]
+    pub force: bool,
     /// Idle window before the runs, in seconds: measures idle power for dynamic energy.
     #[arg(long, default_value_t = 5.0)]
     pub idle_secs: f64,
@@ -104,13 +112,19 @@ fn default_out() -> PathBuf {
     PathBuf::from("results").join(format!("{}-{host}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
 }
 
-/// Create `dir` and prove it can be written, before any work starts.
-fn check_writable(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create --out {}", dir.display()))?;
-    let probe = dir.join(".effbench-write-test");
-    std::fs::write(&probe, b"ok").with_context(|| format!("cannot write to --out {}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+/// Creates and locks `--out`, proving it writable before any work starts (see [`OutDir`]),
+/// and says on stderr which stale temporary files it removed.
+fn open_out(dir: &Path, force: bool) -> Result<OutDir, Failure> {
+    let out = OutDir::open(dir, force).map_err(Failure::usage)?;
+    if !out.removed_stale.is_empty() {
+        eprintln!(
+            "effbench: removed {} temporary file(s) an interrupted run left in {}: {}",
+            out.removed_stale.len(),
+            dir.display(),
+            out.removed_stale.join(", ")
+        );
+    }
+    Ok(out)
 }
 
 pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Result<RunPlan, Failure> {
@@ -182,7 +196,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         return Err(Failure::usage(anyhow!("--plant-slowdown must be between 0 and 10, got {}", args.plant_slowdown)));
     }
     let out_dir = args.out.unwrap_or_else(default_out);
-    check_writable(&out_dir).map_err(Failure::usage)?;
+    let out_lock = open_out(&out_dir, args.force)?;
     let mut wall = None;
     let sensors: Vec<Box<dyn Sensor>> = match args.fake_power {
         Some(w) => vec![Box::new(FakePower::new("cpu", Watts(w)))],
@@ -242,6 +256,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         backend,
         repeats: args.repeat,
         out_dir,
+        out_lock,
         idle,
         sample_hz: args.sample_hz,
         data: DataConfig::discover(args.data_dir.as_deref()),
@@ -259,7 +274,14 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     })
 }
 
+/// SIGINT/SIGTERM stop runners and power commands and exit 130/143 (see [`crate::interrupt`]);
+/// installed before the plan, which may already start a power command.
+pub fn install_interrupts() -> Result<(), Failure> {
+    crate::interrupt::install().map_err(|e| Failure::usage(anyhow!("cannot install the SIGINT/SIGTERM handlers: {e}")))
+}
+
 pub fn main(args: RunArgs) -> CliResult {
+    install_interrupts()?;
     let json = args.json;
     let baseline = args.baseline.as_deref().map(BaselineSpec::parse);
     let plan = plan(args, std::env::args().collect(), crate::ALLOCATOR)?;

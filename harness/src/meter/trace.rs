@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io;
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
 
@@ -32,35 +33,83 @@ pub struct TraceRow {
 /// assert_eq!(csv, "t_s,phase,cpu_w\n0.500000,idle,12.0000\n");
 /// ```
 pub fn trace_csv(label_column: &str, segments: &[(&str, &[TraceRow])]) -> String {
-    let domains: BTreeSet<&str> =
+    let domains = domains_of(segments);
+    let mut out = header(label_column, &domains);
+    for (label, rows) in segments {
+        push_rows(&mut out, &domains, label, rows);
+    }
+    out
+}
+
+fn domains_of(segments: &[(&str, &[TraceRow])]) -> Vec<String> {
+    let set: BTreeSet<&str> =
         segments.iter().flat_map(|(_, rows)| rows.iter()).flat_map(|r| r.power_w.keys().map(String::as_str)).collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
+fn header(label_column: &str, domains: &[String]) -> String {
     let mut out = String::new();
     out.push_str("t_s,");
     out.push_str(&escape(label_column));
-    for d in &domains {
+    for d in domains {
         out.push(',');
         out.push_str(&escape(&format!("{d}_w")));
     }
     out.push('\n');
-    for (label, rows) in segments {
-        let label = escape(label);
-        for row in rows.iter() {
-            let _ = write!(out, "{:.6},{label}", row.t_s);
-            for d in &domains {
-                out.push(',');
-                if let Some(p) = row.power_w.get(*d) {
-                    let _ = write!(out, "{p:.4}");
-                }
-            }
-            out.push('\n');
-        }
-    }
     out
+}
+
+fn push_rows(out: &mut String, domains: &[String], label: &str, rows: &[TraceRow]) {
+    let label = escape(label);
+    for row in rows {
+        let _ = write!(out, "{:.6},{label}", row.t_s);
+        for d in domains {
+            out.push(',');
+            if let Some(p) = row.power_w.get(d) {
+                let _ = write!(out, "{p:.4}");
+            }
+        }
+        out.push('\n');
+    }
 }
 
 /// Writes [`trace_csv`] to `path` atomically.
 pub fn write_trace_csv(path: &Path, label_column: &str, segments: &[(&str, &[TraceRow])]) -> io::Result<()> {
     write_atomic(path, trace_csv(label_column, segments).as_bytes())
+}
+
+/// A trace file that grows by segments: written whole (atomically) once, then each new
+/// segment is appended, so a run of many repeats writes each row once instead of rewriting the
+/// whole trace after every repeat (issue 11). The file always equals [`trace_csv`] of every
+/// segment so far. Each append is one `write` of whole lines followed by an fsync, so a crash
+/// loses at most the segment being appended.
+pub struct TraceFile {
+    path: PathBuf,
+    domains: Vec<String>,
+}
+
+impl TraceFile {
+    /// Writes `segments` to `path` atomically (replacing any earlier file); the domains they
+    /// hold become the columns.
+    pub fn create(path: &Path, label_column: &str, segments: &[(&str, &[TraceRow])]) -> io::Result<TraceFile> {
+        write_trace_csv(path, label_column, segments)?;
+        Ok(TraceFile { path: path.to_path_buf(), domains: domains_of(segments) })
+    }
+
+    /// Appends one segment. Returns `Ok(false)`, writing nothing, when a row has a domain the
+    /// header lacks: the caller then rewrites the whole trace with [`TraceFile::create`].
+    pub fn append(&mut self, label: &str, rows: &[TraceRow]) -> io::Result<bool> {
+        if rows.iter().flat_map(|r| r.power_w.keys()).any(|d| !self.domains.contains(d)) {
+            return Ok(false);
+        }
+        let mut text = String::new();
+        push_rows(&mut text, &self.domains, label, rows);
+        let _guard = crate::interrupt::writes();
+        let mut f = OpenOptions::new().append(true).open(&self.path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+        Ok(true)
+    }
 }
 
 fn escape(field: &str) -> String {
@@ -106,5 +155,24 @@ mod tests {
         let rows = vec![row(0.0, &[("cpu", 2.0)])];
         write_trace_csv(&path, "phase", &[("idle", &rows)]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "t_s,phase,cpu_w\n0.000000,idle,2.0000\n");
+    }
+
+    #[test]
+    fn an_appended_trace_equals_the_whole_trace_and_keeps_its_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.trace.csv");
+        let idle = vec![row(0.0, &[("cpu", 10.0)])];
+        let r0 = vec![row(0.1, &[("cpu", 50.0)]), row(0.2, &[])];
+        let r1 = vec![row(0.3, &[("cpu", 51.0)])];
+        let mut t = TraceFile::create(&path, "phase", &[("idle", &idle), ("repeat-0", &r0)]).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        assert!(t.append("repeat-1", &r1).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "appended in place, not rewritten");
+        let whole = trace_csv("phase", &[("idle", &idle), ("repeat-0", &r0), ("repeat-1", &r1)]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        // A domain the header lacks cannot be appended: the caller rewrites.
+        assert!(!t.append("repeat-2", &[row(0.4, &[("gpu:0", 1.0)])]).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
     }
 }

@@ -75,12 +75,11 @@ impl Runner {
             Some(t) if t.iter().product::<usize>() == dim => std::iter::once(rows).chain(t).collect(),
             _ => bail!("the model's input shape {:?} does not hold {dim} values per query", input.shape),
         };
-        let work = crate::backend::external::session::work_dir(spec.id, &plan.out_dir);
-        if work.exists() {
-            std::fs::remove_dir_all(&work).with_context(|| format!("removing the old {}", work.display()))?;
-        }
+        let work = crate::backend::external::session::work_dir(spec.id, &plan.out_dir).with_context(|| {
+            format!("cannot create a work directory for the runner in /dev/shm or {}", plan.out_dir.display())
+        })?;
         let log = process::log_path(&plan.out_dir, spec.id);
-        let mut runner = RunnerSession::start(cfg, &work, &log)?;
+        let mut runner = RunnerSession::start(cfg, work, &log)?;
         let path = runner.write_file(file, &model_bytes)?;
         drop(model_bytes);
         let model = ModelRef { path: path.display().to_string(), format: format.into(), opset };

@@ -56,7 +56,9 @@ pub(super) fn wall_end(
     let (Some(w), Some(mark)) = (&plan.wall, mark) else { return Ok(()) };
     let report = w.end_window(&mark).with_context(|| format!("wall meter: closing window {mark}"))?;
     let csv = plan.out_dir.join(format!("{id}.wall.csv"));
-    append_samples(&csv, &report).with_context(|| format!("writing {}", csv.display()))?;
+    // The first repeat's window starts the file afresh (an earlier run's, kept until now under
+    // --force, is replaced); later ones append.
+    append_samples(&csv, &report, r.seed == 0).with_context(|| format!("writing {}", csv.display()))?;
     let passes = r.passes.unwrap_or(1);
     let wall = wall_repeat(&report, passes, w.max_uncertainty_pct());
     r.meter_warnings.extend(report.warnings.iter().map(|x| format!("wall meter: {x}")));
@@ -205,9 +207,8 @@ pub(super) fn ranging(
     Ok(())
 }
 
-fn append_samples(path: &Path, report: &PtdWindowReport) -> std::io::Result<()> {
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+fn append_samples(path: &Path, report: &PtdWindowReport, fresh: bool) -> std::io::Result<()> {
+    let new = fresh || !path.exists();
     let mut out = String::new();
     if new {
         out.push_str("mark,time,watts,volts,amps,pf,channel_watts\n");
@@ -225,6 +226,10 @@ fn append_samples(path: &Path, report: &PtdWindowReport) -> std::io::Result<()> 
             ch.join(";")
         ));
     }
+    if new {
+        return crate::fsutil::write_atomic(path, out.as_bytes());
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
     f.write_all(out.as_bytes())?;
     f.sync_data()
 }

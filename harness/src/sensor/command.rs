@@ -207,7 +207,10 @@ pub fn run_once(source_id: &str, cmd: &str, timeout: Duration) -> Result<String,
             return Err(flood(&stdout.text.recv_timeout(grace).unwrap_or_default()));
         }
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => {
+                crate::interrupt::untrack_group(child.id());
+                break status;
+            }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             Ok(None) => {
                 kill_group(&mut child);

@@ -24,6 +24,10 @@ const MAX_LINE: u64 = 1 << 20;
 const STDERR_TAIL: usize = 1500;
 /// How much of a message an error quotes.
 const QUOTE: usize = 300;
+/// How often a wait for a reply checks whether the runner itself has exited.
+const EXIT_POLL: Duration = Duration::from_millis(50);
+/// After the runner exited, how long lines it wrote before may still take to arrive.
+const EXIT_DRAIN: Duration = Duration::from_millis(200);
 
 enum Line {
     Text(String),
@@ -74,6 +78,7 @@ impl RunnerProcess {
                     argv.join(" ")
                 ))
             })?;
+        crate::interrupt::track_group(child.id());
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -146,18 +151,35 @@ impl RunnerProcess {
     pub fn wait(&mut self, id: u64, timeout: Duration) -> Result<serde_json::Value, RunnerError> {
         let op = self.outstanding.get(&id).copied().unwrap_or("?");
         let deadline = Instant::now() + timeout;
+        // When the runner itself exited: a process it started may hold its stdout open, so EOF
+        // may never come; the exit is the news then, not the watchdog.
+        let mut exited: Option<(ExitStatus, Instant)> = None;
         let (head, value) = loop {
             if let Some(r) = self.early.remove(&id) {
                 break r;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            if exited.is_none() {
+                if let Ok(Some(s)) = self.child.try_wait() {
+                    exited = Some((s, Instant::now()));
+                }
+            }
+            let until = exited.map_or(deadline, |(_, at)| deadline.min(at + EXIT_DRAIN));
+            let left = until.saturating_duration_since(Instant::now()).min(EXIT_POLL);
             let line = match self.lines.recv_timeout(left) {
                 Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) if Instant::now() < until => continue,
                 Err(RecvTimeoutError::Timeout) => {
+                    if let Some((status, _)) = exited {
+                        return Err(self.fail(format!(
+                            "the runner exited with {} while effbench waited for the reply to `{op}` (id {id}); \
+                             a process it started still holds its stdout and was stopped",
+                            describe_exit(status)
+                        )));
+                    }
                     return Err(self.fail(format!(
                         "no reply to `{op}` (id {id}) within {:.3} s (the watchdog); the runner was stopped",
                         timeout.as_secs_f64()
-                    )))
+                    )));
                 }
                 Err(RecvTimeoutError::Disconnected) => Line::Eof,
             };
@@ -250,6 +272,7 @@ impl RunnerProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        crate::interrupt::untrack_group(group);
     }
 
     fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
@@ -278,6 +301,16 @@ impl RunnerProcess {
 impl Drop for RunnerProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// "status 3" or "signal 9".
+fn describe_exit(s: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("status {c}"),
+        (None, Some(sig)) => format!("signal {sig}"),
+        _ => s.to_string(),
     }
 }
 
@@ -366,6 +399,21 @@ mod tests {
         let (mut p, _d) = sh(1, r#"{"v":1,"ok":true}\n"#);
         let e = p.call(&Op::Flush, T).unwrap_err().to_string();
         assert!(e.contains("malformed reply"), "{e}");
+    }
+
+    #[test]
+    fn runner_exit_is_reported_even_when_a_grandchild_holds_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        // The runner leaves a child holding its stdout, says why on stderr, and exits 3.
+        let script = "sleep 30 & echo 'no device' >&2; exit 3";
+        let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let mut p =
+            RunnerProcess::spawn("r2", &argv, &Default::default(), dir.path(), &dir.path().join("log")).unwrap();
+        let t = Instant::now();
+        let e = p.call(&Op::Stats, Duration::from_secs(20)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "waited for the watchdog: {:?}", t.elapsed());
+        assert!(e.what.contains("the runner exited with status 3"), "{}", e.what);
+        assert!(e.stderr_tail.contains("no device"), "{}", e.stderr_tail);
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! leak: the run stops with an error naming the files. The directory is removed when the
 //! session ends, cleanly or not (the runner is stopped first).
 //!
+//! WORK has an unpredictable name and is created exclusively with mode 0700 ([`work_dir`]):
+//! `/dev/shm` is shared by every user, and effbench often runs as root, so a directory or
+//! symlink someone planted at a predictable name must never be used.
+//!
 //! WORK is on tmpfs (`/dev/shm`) where there is one: output files are created and deleted for
 //! every issue, which costs ~50 µs each there and on ext4, but rewriting one file in place costs
 //! milliseconds on ext4 (its truncate-and-rewrite flush).
@@ -28,6 +32,10 @@ use super::proto::{
 use super::RunnerError;
 
 pub struct RunnerSession {
+    /// Removed when the session drops (after `proc` is stopped, in [`Drop`]).
+    _work_dir: tempfile::TempDir,
+    /// Removed on SIGINT/SIGTERM too (see `crate::interrupt`).
+    _tracked: crate::interrupt::TrackedPath,
     cfg: RunnerConfig,
     proc: RunnerProcess,
     hello: HelloReply,
@@ -54,21 +62,15 @@ pub struct PassOutput {
 }
 
 impl RunnerSession {
-    /// Creates `work` (which must not exist), starts the runner there and says `hello`.
-    pub fn start(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
-        let started = Self::start_in(cfg, work, log);
-        if started.is_err() {
-            let _ = std::fs::remove_dir_all(work); // the runner is stopped already
-        }
-        started
-    }
-
-    fn start_in(cfg: &RunnerConfig, work: &Path, log: &Path) -> Result<RunnerSession, RunnerError> {
+    /// Starts the runner in `work_dir` (fresh and empty, from [`work_dir`]) and says `hello`.
+    /// The directory is removed when the session ends, or here if the start fails.
+    pub fn start(cfg: &RunnerConfig, work_dir: tempfile::TempDir, log: &Path) -> Result<RunnerSession, RunnerError> {
+        let tracked = crate::interrupt::track_path(work_dir.path());
         let setup = |what: String| RunnerError::new(&cfg.name, what, "nothing yet", "nothing yet", String::new());
+        let work = std::path::absolute(work_dir.path()).unwrap_or_else(|_| work_dir.path().to_path_buf());
         let outputs = work.join("outputs");
-        std::fs::create_dir_all(&outputs)
+        std::fs::create_dir(&outputs)
             .map_err(|e| setup(format!("cannot create the work directory {}: {e}", outputs.display())))?;
-        let work = std::path::absolute(work).unwrap_or_else(|_| work.to_path_buf());
         let outputs = work.join("outputs");
         let mut proc = RunnerProcess::spawn(&cfg.name, &cfg.command, &cfg.env, &work, log)?;
         let hello = Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL] };
@@ -83,6 +85,8 @@ impl RunnerSession {
             )));
         }
         Ok(RunnerSession {
+            _work_dir: work_dir,
+            _tracked: tracked,
             cfg: cfg.clone(),
             proc,
             hello,
@@ -278,23 +282,27 @@ impl RunnerSession {
 }
 
 impl Drop for RunnerSession {
+    /// Stops the runner before its work directory goes (the fields drop after this).
     fn drop(&mut self) {
         self.proc.stop();
-        let _ = std::fs::remove_dir_all(&self.work);
     }
 }
 
-/// Where a workload's work directory goes: `/dev/shm` when it is a writable directory, else
-/// `fallback` (the run's output directory).
-pub fn work_dir(workload: &str, fallback: &Path) -> PathBuf {
-    let name = format!("effbench-{}-{workload}.runner-work", std::process::id());
+/// A fresh work directory for a workload's runner: `effbench-<workload>-<random>.runner-work`,
+/// created exclusively (never an existing directory or symlink) with mode 0700, in `/dev/shm`
+/// when that works, else in `fallback` (the run's output directory).
+pub fn work_dir(workload: &str, fallback: &Path) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let prefix = format!("effbench-{workload}-");
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix).suffix(".runner-work").permissions(std::fs::Permissions::from_mode(0o700));
     let shm = Path::new("/dev/shm");
-    let probe = shm.join(format!("{name}.probe"));
-    if shm.is_dir() && std::fs::write(&probe, b"").is_ok() {
-        let _ = std::fs::remove_file(&probe);
-        return shm.join(name);
+    if shm.is_dir() {
+        if let Ok(d) = b.tempdir_in(shm) {
+            return Ok(d);
+        }
     }
-    fallback.join(name)
+    b.tempdir_in(fallback)
 }
 
 fn list(dir: &Path) -> Vec<String> {
@@ -303,4 +311,42 @@ fn list(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn runner_work_dir_is_fresh_and_private_and_ignores_a_planted_one() {
+        // What a hostile user could plant at the old predictable name: a symlink to a folder
+        // of theirs, and (for the second workload) a directory.
+        let theirs = tempfile::tempdir().unwrap();
+        let fallback = tempfile::tempdir().unwrap();
+        let shm = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { fallback.path().into() };
+        let old = |w: &str| shm.join(format!("effbench-{}-{w}.runner-work", std::process::id()));
+        let (link, dir) = (old("planted-link"), old("planted-dir"));
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::os::unix::fs::symlink(theirs.path(), &link).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("theirs.txt"), b"x").unwrap();
+        for w in ["planted-link", "planted-dir"] {
+            let work = work_dir(w, fallback.path()).unwrap();
+            let p = work.path();
+            assert_ne!(p, old(w), "the predictable name was used");
+            assert!(!p.is_symlink(), "{}", p.display());
+            let mode = std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", p.display());
+            assert_eq!(std::fs::read_dir(p).unwrap().count(), 0, "not empty: {}", p.display());
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with(&format!("effbench-{w}-")) && name.ends_with(".runner-work"), "{name}");
+        }
+        // What was planted is untouched: not followed, not removed, not emptied.
+        assert_eq!(std::fs::read_dir(theirs.path()).unwrap().count(), 0);
+        assert!(dir.join("theirs.txt").exists());
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

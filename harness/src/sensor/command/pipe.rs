@@ -81,6 +81,7 @@ pub fn spawn_sh(cmd: &str) -> std::io::Result<Child> {
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
+        .inspect(|c| crate::interrupt::track_group(c.id())) // stopped on SIGINT/SIGTERM too
 }
 
 /// SIGKILL to the command's process group (it leads one: `process_group(0)`), then to the
@@ -89,6 +90,7 @@ pub fn kill_group(child: &mut Child) {
     crate::fsutil::signal_process_group(child.id(), "-KILL");
     let _ = child.kill();
     let _ = child.wait();
+    crate::interrupt::untrack_group(child.id());
 }
 
 /// Which part of a pipe's output a [`drain`] keeps.
