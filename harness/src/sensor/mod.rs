@@ -154,6 +154,10 @@ impl SensorError {
 /// - **Thread safety**: `Send` only. The meter owns every sensor behind one lock, so `read` is
 ///   never called concurrently and needs no internal synchronisation.
 /// - **Info**: `info` is called once when the meter starts; `sample_hz` is left at 0.
+/// - **Power ceiling**: `power_ceiling` is called once when the meter starts: the most power
+///   the source's domain can plausibly draw, for a counter source whose wraps must be told
+///   from resets ([`counter::CounterAccumulator`]). `None` (the default) keeps the
+///   half-range rule.
 /// - **Edge state**: `edge_state` is called only at window edges ([`crate::meter::Meter::mark`]),
 ///   never by the sampling loop, so it may cost a few FFI calls; it must not block.
 pub trait Sensor: Send {
@@ -163,6 +167,10 @@ pub trait Sensor: Send {
     /// clocks, utilisation, cumulative byte counters). `None` (the default) for sources that
     /// have none.
     fn edge_state(&mut self) -> Option<DeviceState> {
+        None
+    }
+    /// The most this source's domain can plausibly draw (see the contract above).
+    fn power_ceiling(&self) -> Option<Watts> {
         None
     }
 }
