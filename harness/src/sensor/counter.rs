@@ -25,6 +25,11 @@ pub enum CounterAnomaly {
          rejected as a counter reset or a bad reading, the energy of that interval is unknown"
     )]
     ImplausibleWrap { previous: u64, raw: u64, wrap_at: u64, joules: f64, seconds: f64, watts: f64, ceiling: f64 },
+    #[error(
+        "counter went from {previous} to {raw}: {joules:.3} J in {seconds:.3} s = {watts:.0} W, above the \
+         {ceiling:.0} W this domain can draw: rejected as a bad reading, the energy of that interval is unknown"
+    )]
+    ImplausibleStep { previous: u64, raw: u64, joules: f64, seconds: f64, watts: f64, ceiling: f64 },
     #[error("counter value {raw} is above its wrap point {wrap_at}; reading ignored")]
     AboveWrap { raw: u64, wrap_at: u64 },
     #[error("counter scale {joules_per_unit} J per unit is not a positive number; reading ignored")]
@@ -61,6 +66,11 @@ pub struct Counted {
 ///     back by 60% of a 262 kJ range within 0.55 s would be 190 kW): rejected with
 ///     [`CounterAnomaly::ImplausibleWrap`], the baseline moves to the new value and the
 ///     interval's energy is unknown, never a huge number.
+///
+///
+///   A step forward that means more than the ceiling is rejected the same way
+///   ([`CounterAnomaly::ImplausibleStep`]): a bad counter jumping up is no more energy than
+///   one jumping back.
 ///
 ///   Without a ceiling or an interval the old rule stands: a step back that would need more
 ///   than half the range between two samples is rejected ([`CounterAnomaly::Backwards`]).
@@ -114,7 +124,14 @@ impl CounterAccumulator {
         };
         let range_j = wrap_at as f64 * joules_per_unit;
         let units = if raw >= previous {
-            raw - previous
+            let units = raw - previous;
+            let joules = units as f64 * joules_per_unit;
+            if let Some((ceiling, seconds)) = timed.filter(|&(c, dt)| joules / dt > c) {
+                self.rejected += 1;
+                let watts = joules / seconds;
+                return Err(CounterAnomaly::ImplausibleStep { previous, raw, joules, seconds, watts, ceiling });
+            }
+            units
         } else if wrap_at > 0 && previous <= wrap_at {
             let units = (wrap_at - previous) + raw;
             let joules = units as f64 * joules_per_unit;
@@ -321,6 +338,21 @@ mod tests {
         // The baseline moved to the new value.
         let next = acc.update(raw + 1_000_000, wrap, 1e-6, Some(Seconds(0.1))).unwrap();
         assert!((next.energy.0 - 1.0).abs() < 1e-12, "{next:?}");
+    }
+
+    /// The same bad counter jumping forward by 60% of the range is no energy either.
+    #[test]
+    fn jump_forward_implying_more_than_the_ceiling_is_rejected() {
+        let wrap = 262_143_328_851u64;
+        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(2000.0)));
+        acc.update(wrap / 10 * 2, wrap, 1e-6, None).unwrap();
+        let err = acc.update(wrap / 10 * 8, wrap, 1e-6, Some(Seconds(0.55))).unwrap_err();
+        assert!(matches!(err, CounterAnomaly::ImplausibleStep { watts, .. } if watts > 280_000.0), "{err:?}");
+        assert_eq!((acc.total(), acc.rejected()), (Joules(0.0), 1));
+        // Without a ceiling (hwmon, NVML) a forward step is taken as it is.
+        let mut plain = CounterAccumulator::new();
+        plain.update(0, wrap, 1e-6, None).unwrap();
+        assert!(plain.update(wrap / 2, wrap, 1e-6, Some(Seconds(0.55))).is_ok());
     }
 
     /// sensors.md §1.4: a gap longer than `range / ceiling` could hide a whole wrap.
