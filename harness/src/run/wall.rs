@@ -136,6 +136,21 @@ fn judge_uncertainty(plan: &RunPlan, u: &WallUncertainty, r: &mut Repeat) {
     }
 }
 
+/// The meter's incomplete domains ([`crate::meter::Window::unresolved`]: a failed or rejected
+/// reading, a zone missing, a gap that may hide a wrap) leave the repeat's energy and are
+/// recorded as unresolved, never reported as the smaller number the meter could count.
+pub(super) fn leave_out_unresolved(r: &mut Repeat, unresolved: &BTreeMap<String, String>) {
+    if unresolved.is_empty() {
+        return;
+    }
+    for (domain, reason) in unresolved {
+        r.energy_j.by_domain.remove(domain);
+        r.dynamic_energy_j.by_domain.remove(domain);
+        r.unresolved_energy.push(UnresolvedEnergy { domain: domain.clone(), reason: reason.clone() });
+    }
+    retotal(r);
+}
+
 /// Totals after a domain changed: the wall meter covers every device, so when it is present
 /// the total is its figure alone.
 pub(super) fn retotal(r: &mut Repeat) {
