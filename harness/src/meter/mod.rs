@@ -160,6 +160,7 @@ impl Meter {
                 acc: Acc::Unset,
                 problems: 0,
                 ceiling: sensor.power_ceiling(),
+                slack: sampler::counter_slack(info.update_period_s),
                 sensor,
             })
             .collect();

@@ -10,6 +10,12 @@ use crate::sensor::counter::{CounterAccumulator, CounterAnomaly, PowerIntegrator
 use crate::sensor::{Reading, Sensor, SensorError};
 use crate::units::{Joules, Seconds};
 
+/// What a counter step is judged over beyond its interval: two of the source's update periods,
+/// at least 0.1 s (sampling jitter and a late update; [`CounterAccumulator::with_ceiling`]).
+pub(super) fn counter_slack(update_period_s: f64) -> Seconds {
+    Seconds((2.0 * update_period_s).max(0.1))
+}
+
 /// Read failures whose message is kept for window warnings; beyond this only counts are kept.
 const MAX_EVENTS: usize = 1000;
 
@@ -28,6 +34,8 @@ pub(super) struct Channel {
     pub(super) problems: u64,
     /// From [`Sensor::power_ceiling`], read once at start.
     pub(super) ceiling: Option<crate::units::Watts>,
+    /// The slack over which counter steps are judged against the ceiling ([`counter_slack`]).
+    pub(super) slack: Seconds,
 }
 
 pub(super) enum Problem {
@@ -66,7 +74,7 @@ impl State {
         let reading = ch.sensor.read().map_err(Problem::Sensor)?;
         if matches!(ch.acc, Acc::Unset) {
             ch.acc = match reading {
-                Reading::Counter { .. } => Acc::Counter(CounterAccumulator::with_ceiling(ch.ceiling), None),
+                Reading::Counter { .. } => Acc::Counter(CounterAccumulator::with_ceiling(ch.ceiling, ch.slack), None),
                 Reading::Power(_) => Acc::Power(PowerIntegrator::new()),
             };
         }

@@ -87,6 +87,7 @@ pub struct CounterAccumulator {
     wraps: u64,
     rejected: u64,
     ceiling: Option<Watts>,
+    slack: Seconds,
 }
 
 impl CounterAccumulator {
@@ -94,9 +95,14 @@ impl CounterAccumulator {
         Self::default()
     }
 
-    /// An accumulator that judges wraps by power: `ceiling` is the most its domain can draw.
-    pub fn with_ceiling(ceiling: Option<Watts>) -> Self {
-        Self { ceiling: ceiling.filter(|w| w.0.is_finite() && w.0 > 0.0), ..Self::default() }
+    /// An accumulator that judges steps by power: `ceiling` is the most its domain can draw.
+    /// Power is judged over the interval plus `slack`: a counter's value lags by up to its
+    /// update period and a reading can land just after a late update, so two readings 50 µs
+    /// apart may differ by a millisecond's energy or more. The slack only matters for small
+    /// steps; the readings this rejects (resets, bad counters) are kilojoules.
+    pub fn with_ceiling(ceiling: Option<Watts>, slack: Seconds) -> Self {
+        let slack = if slack.0.is_finite() && slack.0 > 0.0 { slack } else { Seconds(0.0) };
+        Self { ceiling: ceiling.filter(|w| w.0.is_finite() && w.0 > 0.0), slack, ..Self::default() }
     }
 
     /// Feeds one reading taken `interval` after the previous accepted one (`None` when the
@@ -122,11 +128,14 @@ impl CounterAccumulator {
             (Some(c), Some(dt)) if dt.0 > 0.0 => Some((c.0, dt.0)),
             _ => None,
         };
+        // Above the ceiling even over the interval plus the slack (reported: the plain power).
+        let slack = self.slack.0;
+        let too_much = |joules: f64, c: f64, dt: f64| joules / (dt + slack) > c;
         let range_j = wrap_at as f64 * joules_per_unit;
         let units = if raw >= previous {
             let units = raw - previous;
             let joules = units as f64 * joules_per_unit;
-            if let Some((ceiling, seconds)) = timed.filter(|&(c, dt)| joules / dt > c) {
+            if let Some((ceiling, seconds)) = timed.filter(|&(c, dt)| too_much(joules, c, dt)) {
                 self.rejected += 1;
                 let watts = joules / seconds;
                 return Err(CounterAnomaly::ImplausibleStep { previous, raw, joules, seconds, watts, ceiling });
@@ -136,7 +145,7 @@ impl CounterAccumulator {
             let units = (wrap_at - previous) + raw;
             let joules = units as f64 * joules_per_unit;
             match timed {
-                Some((ceiling, seconds)) if joules / seconds > ceiling => {
+                Some((ceiling, seconds)) if too_much(joules, ceiling, seconds) => {
                     self.rejected += 1;
                     let watts = joules / seconds;
                     return Err(CounterAnomaly::ImplausibleWrap {
@@ -306,7 +315,7 @@ mod tests {
     fn wraps_of_70_to_90_percent_sampled_fast_enough_are_counted() {
         let wrap = 1_000_000; // µJ: a 1 J range
         let raws = [900_000, 700_000, 450_000, 300_000, 200_000, 0];
-        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(100.0)));
+        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(100.0)), Seconds(0.0));
         let dt = Some(Seconds(0.010));
         let mut steps = Vec::new();
         for &r in &raws {
@@ -326,7 +335,7 @@ mod tests {
     fn jump_back_implying_more_than_the_ceiling_is_rejected_not_counted() {
         let max = 262_143_328_850u64;
         let wrap = max + 1;
-        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(2000.0)));
+        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(2000.0)), Seconds(0.1));
         let (previous, raw) = (max / 10 * 8, max / 10 * 2);
         acc.update(previous, wrap, 1e-6, None).unwrap();
         let err = acc.update(raw, wrap, 1e-6, Some(Seconds(0.55))).unwrap_err();
@@ -344,7 +353,7 @@ mod tests {
     #[test]
     fn jump_forward_implying_more_than_the_ceiling_is_rejected() {
         let wrap = 262_143_328_851u64;
-        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(2000.0)));
+        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(2000.0)), Seconds(0.1));
         acc.update(wrap / 10 * 2, wrap, 1e-6, None).unwrap();
         let err = acc.update(wrap / 10 * 8, wrap, 1e-6, Some(Seconds(0.55))).unwrap_err();
         assert!(matches!(err, CounterAnomaly::ImplausibleStep { watts, .. } if watts > 280_000.0), "{err:?}");
@@ -358,7 +367,7 @@ mod tests {
     /// sensors.md §1.4: a gap longer than `range / ceiling` could hide a whole wrap.
     #[test]
     fn gap_long_enough_for_another_range_may_hide_a_wrap() {
-        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(100.0)));
+        let mut acc = CounterAccumulator::with_ceiling(Some(Watts(100.0)), Seconds(0.0));
         acc.update(100_000, 1_000_000, 1e-6, None).unwrap();
         // 0.5 J in 20 ms (25 W); 1.5 J would be 75 W, also possible.
         let c = acc.update(600_000, 1_000_000, 1e-6, Some(Seconds(0.020))).unwrap();
