@@ -136,3 +136,29 @@ fn bad_rapl_counter_leaves_each_repeat_unresolved_not_a_number() {
     }
     assert!(stdout.contains("UNRESOLVED"), "{stdout}");
 }
+
+/// Issue 10: a two-socket tree whose package-1 `energy_uj` cannot be read (here an I/O error:
+/// the path is a directory). `cpu` is refused whole, not measured from package-0 alone, so
+/// `--require-measured` refuses the run (exit 4) naming the domain.
+#[test]
+fn unreadable_second_package_refuses_cpu_under_require_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (zone, name) in [("intel-rapl:0", "package-0"), ("intel-rapl:1", "package-1")] {
+        let zone = root.join("class/powercap").join(zone);
+        std::fs::create_dir_all(&zone).unwrap();
+        write(&zone.join("name"), &format!("{name}\n"));
+        write(&zone.join("max_energy_range_uj"), "262143328850\n");
+    }
+    write(&root.join("class/powercap/intel-rapl:0/energy_uj"), "1000\n");
+    std::fs::create_dir_all(root.join("class/powercap/intel-rapl:1/energy_uj")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_effbench"))
+        .env("EFFBENCH_SYSFS_ROOT", root)
+        .args(["run", "--workload", "ae-machine-train", "--repeat", "1", "--idle-secs", "0", "--peak-secs", "0"])
+        .args(["--require-measured", "--out", root.join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--require-measured: no measured energy source for cpu"), "{stderr}");
+}
