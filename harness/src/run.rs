@@ -138,7 +138,13 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
     let mut idle_power: BTreeMap<String, Watts> = if plan.idle.is_zero() {
         BTreeMap::new()
     } else {
-        idle_window.avg_power_w().into_iter().map(|(d, w)| (d, Watts(w))).collect()
+        // An incomplete idle window gives no idle power for that domain (no dynamic energy),
+        // rather than a wrong one.
+        for (d, why) in &idle_window.unresolved {
+            progress.note(&format!("idle window: {d} energy unresolved, so no idle {d} power: {why}"));
+        }
+        let complete = |d: &String| !idle_window.unresolved.contains_key(d);
+        idle_window.avg_power_w().into_iter().filter(|(d, _)| complete(d)).map(|(d, w)| (d, Watts(w))).collect()
     };
     wall::idle_end(plan, wall_idle, &mut idle_power, progress)?;
 
@@ -448,7 +454,7 @@ fn base_repeat(
     let (energy_j, dynamic_energy_j) = energy(window, idle_power);
     let wall = window.duration;
     let achieved = flops_per_unit * units as f64 / wall.0;
-    Repeat {
+    let mut r = Repeat {
         seed,
         valid: true,
         invalid_reason: None,
@@ -477,7 +483,9 @@ fn base_repeat(
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
-    }
+    };
+    wall::leave_out_unresolved(&mut r, &window.unresolved);
+    r
 }
 
 fn train_repeat(

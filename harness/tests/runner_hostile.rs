@@ -365,6 +365,24 @@ fn runner_power_telemetry_becomes_vendor_reported_energy() {
     }
 }
 
+/// Issue 10: a runner that announces power telemetry but sends no samples for a window
+/// leaves that repeat's npu:0 energy unresolved (named, with the reason), not silently absent.
+#[test]
+fn runner_power_that_misses_the_window_leaves_its_domain_unresolved() {
+    let dir = tmp("power-gap");
+    let toml = hostile_toml(&dir, "power-gap", 5.0, 5.0);
+    let r = run_window(&dir, &toml, WORKLOAD, "1", &[], "0.2");
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for rep in &r.result(WORKLOAD).repeats {
+        let u: Vec<(&str, &str)> =
+            rep.unresolved_energy.iter().map(|u| (u.domain.as_str(), u.reason.as_str())).collect();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].0, "npu:0");
+        assert!(u[0].1.contains("runner hostile-power-gap: its power samples do not cover the window"), "{u:?}");
+        assert!(!rep.energy_j.by_domain.contains_key("npu:0"));
+    }
+}
+
 #[test]
 fn training_workloads_are_refused_before_any_work() {
     let dir = tmp("train");

@@ -86,6 +86,12 @@ pub struct Window {
     /// Anything that makes the figures less trustworthy: failed reads, too few samples, a
     /// window shorter than a sensor's update period. Empty when all is well.
     pub warnings: Vec<String>,
+    /// Domains whose energy in this window is incomplete, with the reason: a reading of one of
+    /// its sources failed or was rejected inside the window, or a gap between two readings
+    /// could hide a whole counter wrap. Their figure in `by_domain` is only a lower bound;
+    /// runs leave it out of the repeat's energy and record it as unresolved (design.md,
+    /// "Trust"). Empty when every domain is complete.
+    pub unresolved: BTreeMap<String, String>,
     /// Time the sampler thread spent sampling inside the window (its overhead).
     pub sampler_busy: Seconds,
     /// Per source that reports one: its device state at both edges and what its counters
@@ -149,11 +155,13 @@ impl Meter {
             .into_iter()
             .zip(&sources)
             .map(|(sensor, info)| Channel {
-                sensor,
                 id: info.id.clone(),
                 domain: domains.binary_search(&info.domain).unwrap_or(0),
                 acc: Acc::Unset,
                 problems: 0,
+                ceiling: sensor.power_ceiling(),
+                slack: sampler::counter_slack(info.update_period_s),
+                sensor,
             })
             .collect();
         for s in &mut sources {
@@ -212,10 +220,19 @@ impl Meter {
         self.shared.state().mark(self.id)
     }
 
-    /// Energy between two marks of this meter, with warnings for anything suspicious.
+    /// A mark whose sample is taken as if at `at` (a scripted clock for tests: stop the meter
+    /// first so the sampler thread does not interleave real instants).
+    #[cfg(test)]
+    pub(crate) fn mark_at(&self, at: Instant) -> Mark {
+        self.shared.state().mark_at(self.id, at)
+    }
+
+    /// Energy between two marks of this meter, with warnings for anything suspicious and the
+    /// domains whose energy is incomplete ([`Window::unresolved`]).
     pub fn window(&self, begin: &Mark, end: &Mark) -> Window {
         let state = self.shared.state();
         let mut warnings = Vec::new();
+        let mut unresolved = BTreeMap::new();
         if begin.meter_id != self.id || end.meter_id != self.id {
             warnings.push("marks come from a different meter; this window is meaningless".into());
         }
@@ -246,16 +263,27 @@ impl Meter {
                 let first = state
                     .events
                     .iter()
+                    // The begin mark's own sample belongs to the window before (its problems
+                    // are already in `begin.problems`).
                     .find(|e| {
-                        e.channel == i && e.sample_index >= begin.sample_index && e.sample_index <= end.sample_index
+                        e.channel == i && e.sample_index > begin.sample_index && e.sample_index <= end.sample_index
                     })
                     .map_or("(message not kept)", |e| e.message.as_str());
-                warnings.push(format!(
+                let what = format!(
                     "{}: {} of {samples} readings in this window failed or were rejected; \
                      first: {first}",
                     ch.id,
                     after - before
-                ));
+                );
+                let domain = state.domains.get(ch.domain).cloned().unwrap_or_default();
+                unresolved
+                    .entry(domain)
+                    .and_modify(|r: &mut String| {
+                        r.push_str("; ");
+                        r.push_str(&what);
+                    })
+                    .or_insert_with(|| what.clone());
+                warnings.push(what);
             }
         }
         if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
@@ -290,6 +318,7 @@ impl Meter {
             by_domain,
             samples,
             warnings,
+            unresolved,
             sampler_busy: Seconds(end.busy.saturating_sub(begin.busy).as_secs_f64()),
             device_state,
         }

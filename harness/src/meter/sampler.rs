@@ -10,6 +10,12 @@ use crate::sensor::counter::{CounterAccumulator, CounterAnomaly, PowerIntegrator
 use crate::sensor::{Reading, Sensor, SensorError};
 use crate::units::{Joules, Seconds};
 
+/// What a counter step is judged over beyond its interval: two of the source's update periods,
+/// at least 0.1 s (sampling jitter and a late update; [`CounterAccumulator::with_ceiling`]).
+pub(super) fn counter_slack(update_period_s: f64) -> Seconds {
+    Seconds((2.0 * update_period_s).max(0.1))
+}
+
 /// Read failures whose message is kept for window warnings; beyond this only counts are kept.
 const MAX_EVENTS: usize = 1000;
 
@@ -26,14 +32,19 @@ pub(super) struct Channel {
     pub(super) domain: usize,
     pub(super) acc: Acc,
     pub(super) problems: u64,
+    /// From [`Sensor::power_ceiling`], read once at start.
+    pub(super) ceiling: Option<crate::units::Watts>,
+    /// The slack over which counter steps are judged against the ceiling ([`counter_slack`]).
+    pub(super) slack: Seconds,
 }
 
 pub(super) enum Problem {
     Sensor(SensorError),
     Anomaly(CounterAnomaly),
     KindChanged,
-    /// More than half the counter's range passed between two readings, so a whole wrap could
-    /// have passed unseen (the interval's energy may be short by whole counter ranges).
+    /// The gap between two readings was long enough for a whole extra wrap to pass unseen
+    /// ([`crate::sensor::counter::Counted::may_hide_wrap`]): the interval's energy may be short
+    /// by whole counter ranges, so the window's energy for the domain is unresolved.
     GapMayHideWrap(String),
 }
 
@@ -63,31 +74,40 @@ impl State {
         let reading = ch.sensor.read().map_err(Problem::Sensor)?;
         if matches!(ch.acc, Acc::Unset) {
             ch.acc = match reading {
-                Reading::Counter { .. } => Acc::Counter(CounterAccumulator::new(), None),
+                Reading::Counter { .. } => Acc::Counter(CounterAccumulator::with_ceiling(ch.ceiling, ch.slack), None),
                 Reading::Power(_) => Acc::Power(PowerIntegrator::new()),
             };
         }
-        let mut gap = None;
+        let mut gap_message = None;
         let (delta, power) = match (&mut ch.acc, reading) {
             (Acc::Counter(acc, last_t), Reading::Counter { raw, wrap_at, joules_per_unit }) => {
-                let result = acc.update(raw, wrap_at, joules_per_unit);
-                // A reading the accumulator ignored does not move the baseline either.
+                let interval = last_t.map(|t0| Seconds(t - t0));
+                let result = acc.update(raw, wrap_at, joules_per_unit, interval);
+                // A reading the accumulator ignored does not move the baseline either; a rejected
+                // step back does (the accumulator re-baselines on it).
                 let ignored = matches!(result, Err(CounterAnomaly::AboveWrap { .. } | CounterAnomaly::BadScale { .. }));
                 let previous_t = if ignored { *last_t } else { last_t.replace(t) };
-                let delta = result.map_err(Problem::Anomaly)?;
+                let counted = result.map_err(Problem::Anomaly)?;
+                let delta = counted.energy;
                 let power = match previous_t {
                     Some(t0) if t > t0 => delta.0 / (t - t0),
                     _ => f64::NAN,
                 };
-                // More than half the counter's range passed between two readings: at that
-                // pace a whole extra wrap could have passed unseen.
-                let range_j = wrap_at as f64 * joules_per_unit;
-                if wrap_at > 0 && delta.0 > 0.5 * range_j {
-                    gap = Some(format!(
-                        "{:.3} J between two readings is more than half the counter's {:.3} J range: \
-                         a wrap may be hidden; sample faster (--sample-hz)",
-                        delta.0, range_j
-                    ));
+                if counted.may_hide_wrap {
+                    let range_j = wrap_at as f64 * joules_per_unit;
+                    let gap = previous_t.map_or(0.0, |t0| t - t0);
+                    gap_message = Some(match ch.ceiling {
+                        Some(c) => format!(
+                            "{gap:.3} s between two readings is long enough for a whole extra wrap of the \
+                             {range_j:.3} J counter at up to {c}: this interval's energy may be short by whole \
+                             ranges (was the sampler stalled?)"
+                        ),
+                        None => format!(
+                            "{:.3} J between two readings is more than half the counter's {range_j:.3} J range: \
+                             a wrap may be hidden; sample faster (--sample-hz)",
+                            delta.0
+                        ),
+                    });
                 }
                 (delta, power)
             }
@@ -95,7 +115,7 @@ impl State {
             _ => return Err(Problem::KindChanged),
         };
         self.cumulative[ch.domain] += delta.0;
-        if let Some(message) = gap {
+        if let Some(message) = gap_message {
             self.record(i, Problem::GapMayHideWrap(message));
         }
         Ok(power)
@@ -136,7 +156,10 @@ impl State {
     }
 
     pub(super) fn mark(&mut self, meter_id: u64) -> Mark {
-        let at = Instant::now();
+        self.mark_at(meter_id, Instant::now())
+    }
+
+    pub(super) fn mark_at(&mut self, meter_id: u64, at: Instant) -> Mark {
         self.sample(at);
         Mark {
             meter_id,

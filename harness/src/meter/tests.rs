@@ -70,6 +70,7 @@ fn implausible_step_back_is_a_warning() {
     assert!((w.total.0 - 0.1).abs() < 1e-12, "{w:?}");
     assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
     assert!(w.warnings[0].contains("scripted:cpu") && w.warnings[0].contains("reset"));
+    assert!(w.unresolved["cpu"].contains("reset"), "{w:?}");
 }
 
 #[test]
@@ -176,7 +177,7 @@ impl Sensor for SlowUpdate {
 }
 
 #[test]
-fn a_sampling_gap_that_could_hide_a_wrap_is_a_warning() {
+fn a_sampling_gap_that_could_hide_a_wrap_makes_the_window_unresolved() {
     // 1 J range; 0.7 J between two readings: more than half the range, so a whole wrap could
     // have passed unseen. The energy still counts.
     let wrap = 1_000_000;
@@ -187,6 +188,8 @@ fn a_sampling_gap_that_could_hide_a_wrap_is_a_warning() {
     let w = meter.window(&m1, &m2);
     assert!((w.total.0 - 0.7).abs() < 1e-9, "{w:?}");
     assert!(w.warnings.iter().any(|x| x.contains("wrap may be hidden")), "{:?}", w.warnings);
+    assert_eq!(w.unresolved.keys().collect::<Vec<_>>(), vec!["cpu"], "{w:?}");
+    assert!(w.unresolved["cpu"].contains("scripted:cpu") && w.unresolved["cpu"].contains("wrap may be hidden"));
 
     // The same counter read often enough raises nothing.
     let s = ScriptedSensor::counter_uj("cpu", &[0, 100_000, 400_000, 700_000], wrap);
@@ -197,6 +200,35 @@ fn a_sampling_gap_that_could_hide_a_wrap_is_a_warning() {
     let w = meter.window(&m1, &m3);
     assert!((w.total.0 - 0.6).abs() < 1e-9, "{w:?}");
     assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+    assert!(w.unresolved.is_empty(), "{w:?}");
+}
+
+/// Issue 10: a read that fails inside a window leaves that domain's energy incomplete; the
+/// window says so per domain (not only in a warning string), and other domains stay resolved.
+#[test]
+fn failed_read_inside_window_makes_its_domain_unresolved() {
+    let broken = ScriptedSensor::new(
+        "gpu:0",
+        vec![
+            Step::Read(Reading::Power(Watts(100.0))),
+            Step::Read(Reading::Power(Watts(100.0))),
+            Step::Fail("device fell off the bus".into()),
+            Step::Read(Reading::Power(Watts(100.0))),
+        ],
+    );
+    // 1 Hz: only the marks below sample.
+    let meter = Meter::start(vec![boxed(FakePower::new("cpu", Watts(10.0))), boxed(broken)], 1.0).unwrap();
+    let begin = meter.mark();
+    let _failed = meter.mark();
+    let end = meter.mark();
+    let w = meter.window(&begin, &end);
+    assert_eq!(w.unresolved.keys().collect::<Vec<_>>(), vec!["gpu:0"], "{w:?}");
+    let reason = &w.unresolved["gpu:0"];
+    assert!(reason.starts_with("scripted:gpu:0: 1 of 3 readings"), "{reason}");
+    assert!(reason.contains("device fell off the bus"), "{reason}");
+    // The windows before and after the failure are complete.
+    let after = meter.mark();
+    assert!(meter.window(&end, &after).unresolved.is_empty());
 }
 
 /// A power sensor whose device state at each window edge is scripted: gauges and counters.

@@ -204,10 +204,15 @@ impl Runner {
             let domain = self.runner.domain();
             match telemetry::window_energy(&self.power, t_begin, t_end) {
                 Some(j) => add_domain(&mut r, &domain, j),
-                None => r.meter_warnings.push(format!(
-                    "runner {}: its power samples do not cover the window; no {domain} energy for this repeat",
-                    self.runner.config().name
-                )),
+                None => {
+                    // Incomplete energy is a property of the repeat, not only a warning.
+                    let reason = format!(
+                        "runner {}: its power samples do not cover the window; no {domain} energy for this repeat",
+                        self.runner.config().name
+                    );
+                    r.meter_warnings.push(reason.clone());
+                    r.unresolved_energy.push(crate::result::UnresolvedEnergy { domain: domain.clone(), reason });
+                }
             }
             self.last_window_power =
                 self.power.iter().copied().filter(|p| (t_begin..=t_end).contains(&p.t_mono_ns)).collect();

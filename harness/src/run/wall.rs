@@ -65,6 +65,9 @@ pub(super) fn wall_end(
     judge_uncertainty(plan, &wall.uncertainty, r);
     match wall.energy_j {
         Some(e) => {
+            // The log is the wall energy's only source: a gap in the live readings the meter
+            // integrated does not make it unresolved.
+            r.unresolved_energy.retain(|u| u.domain != WALL);
             r.energy_j.by_domain.insert(WALL.into(), e);
             let idle = idle_power.get(WALL).map_or(Joules(0.0), |p| *p * r.wall_s);
             r.dynamic_energy_j.by_domain.insert(WALL.into(), e - idle);
@@ -136,6 +139,21 @@ fn judge_uncertainty(plan: &RunPlan, u: &WallUncertainty, r: &mut Repeat) {
             u.status, u.limit_pct
         ));
     }
+}
+
+/// The meter's incomplete domains ([`crate::meter::Window::unresolved`]: a failed or rejected
+/// reading, a zone missing, a gap that may hide a wrap) leave the repeat's energy and are
+/// recorded as unresolved, never reported as the smaller number the meter could count.
+pub(super) fn leave_out_unresolved(r: &mut Repeat, unresolved: &BTreeMap<String, String>) {
+    if unresolved.is_empty() {
+        return;
+    }
+    for (domain, reason) in unresolved {
+        r.energy_j.by_domain.remove(domain);
+        r.dynamic_energy_j.by_domain.remove(domain);
+        r.unresolved_energy.push(UnresolvedEnergy { domain: domain.clone(), reason: reason.clone() });
+    }
+    retotal(r);
 }
 
 /// Totals after a domain changed: the wall meter covers every device, so when it is present

@@ -145,15 +145,20 @@ impl SensorError {
 /// - **Units**: [`Reading::Counter`] carries the hardware's raw units plus the factor to joules;
 ///   [`Reading::Power`] is in watts. A sensor returns the same variant on every read.
 /// - **Monotonicity**: a counter's `raw` never decreases except by wrapping at `wrap_at`; the
-///   meter rejects (with a warning, losing that interval) a step back that a wrap cannot explain.
+///   meter rejects a step back that a wrap cannot explain (or, given a power ceiling, any step
+///   that would mean more than it), and that window's energy for the domain is unresolved.
 /// - **Cost per call**: `read` is called from the meter's thread up to 1000 times a second and
 ///   while the caller waits at a window edge, so it must be cheap (a sysfs read, an FFI call)
 ///   and must not block for more than ~50 ms. It should not allocate on success.
-/// - **Errors**: a failed read returns `Err`; the meter records it as a warning for any window
-///   it falls in and keeps going. Only a failure on the first read (in `Meter::start`) is fatal.
+/// - **Errors**: a failed read returns `Err`; the meter records it as a warning and as the
+///   domain's unresolved energy for any window it falls in, and keeps going. Only a failure on the first read (in `Meter::start`) is fatal.
 /// - **Thread safety**: `Send` only. The meter owns every sensor behind one lock, so `read` is
 ///   never called concurrently and needs no internal synchronisation.
 /// - **Info**: `info` is called once when the meter starts; `sample_hz` is left at 0.
+/// - **Power ceiling**: `power_ceiling` is called once when the meter starts: the most power
+///   the source's domain can plausibly draw, for a counter source whose wraps must be told
+///   from resets ([`counter::CounterAccumulator`]). `None` (the default) keeps the
+///   half-range rule.
 /// - **Edge state**: `edge_state` is called only at window edges ([`crate::meter::Meter::mark`]),
 ///   never by the sampling loop, so it may cost a few FFI calls; it must not block.
 pub trait Sensor: Send {
@@ -163,6 +168,10 @@ pub trait Sensor: Send {
     /// clocks, utilisation, cumulative byte counters). `None` (the default) for sources that
     /// have none.
     fn edge_state(&mut self) -> Option<DeviceState> {
+        None
+    }
+    /// The most this source's domain can plausibly draw (see the contract above).
+    fn power_ceiling(&self) -> Option<Watts> {
         None
     }
 }

@@ -26,6 +26,23 @@
 //! and restarts at 0 (§1.4); the true modulus is one hardware unit (≈15-61 µJ) above the max,
 //! an error of at most that much per wrap. The meter does the wrap arithmetic.
 //!
+//! Wrap or reset: `powercap.rst` defines `energy_uj` as a counter that only a write of 0 (or a
+//! reboot/resume) resets, with range `max_energy_range_uj`, so a step back is either one wrap
+//! or a reset/bad reading. Each zone states a **power ceiling** ([`Sensor::power_ceiling`]):
+//! three times its largest `constraint_*_max_power_uw` (the most a power limit may be set to;
+//! short bursts run above the long-term limits, hence the margin), or 2 kW where no constraint
+//! states one (no CPU package or DRAM domain draws that). A step back whose wrap would mean
+//! more than the ceiling over the interval is rejected and the window's energy is unresolved;
+//! a gap long enough for one more whole range at the ceiling also leaves it unresolved
+//! ([`super::counter::CounterAccumulator`]).
+//!
+//! A zone that cannot be read: discovery lists every zone; when a metered zone of a domain
+//! (`package-N` for `cpu`, `dram`) cannot be read (permission, I/O, bad `max_energy_range_uj`,
+//! unreadable `name`) while others of that domain can, the **whole domain is refused**: the
+//! readable zones become [`Status::Unavailable`] naming the one that failed, so `cpu` is never
+//! "measured" from one socket of two. The run then treats the domain as it treats any
+//! unavailable one (the CPU estimate, or `--require-measured` refuses the run).
+//!
 //! `energy_uj` is root-only since the fix for CVE-2020-8694 (§1.3): the candidate is then
 //! [`Status::PermissionDenied`] with the exact fix. The harness never writes to these files.
 
@@ -37,9 +54,14 @@ use serde_json::json;
 
 use super::sysfs::{read_trimmed, status_for, Attr, Fs};
 use super::{Candidate, Provenance, Reading, Sensor, SensorError, SourceInfo, Status};
+use crate::units::Watts;
 
 /// RAPL registers update about every millisecond (Intel SDM Vol. 3B §14.9.3).
 pub const UPDATE_PERIOD_S: f64 = 0.001;
+/// The power ceiling of a zone without a `constraint_*_max_power_uw` (see the module docs).
+pub const DEFAULT_CEILING: Watts = Watts(2000.0);
+/// The margin over the largest power limit a zone may be set to.
+const CEILING_OVER_MAX_LIMIT: f64 = 3.0;
 const EXPECTED_UJ: &str = "an integer count of microjoules";
 
 /// One metered RAPL zone (a package or DRAM). Cost per read: one small sysfs read.
@@ -51,6 +73,7 @@ pub struct RaplSensor {
     /// The permission fix, built once so that `read` does not allocate.
     hint: String,
     wrap_at: u64,
+    ceiling: Watts,
     detail: serde_json::Value,
 }
 
@@ -70,6 +93,30 @@ impl Sensor for RaplSensor {
     fn read(&mut self) -> Result<Reading, SensorError> {
         let raw = self.energy.read_u64(self.fs.as_ref(), &self.id, EXPECTED_UJ, &self.hint)?;
         Ok(Reading::Counter { raw, wrap_at: self.wrap_at, joules_per_unit: 1e-6 })
+    }
+
+    fn power_ceiling(&self) -> Option<Watts> {
+        Some(self.ceiling)
+    }
+}
+
+/// The zone's power ceiling and where it came from: [`CEILING_OVER_MAX_LIMIT`] × the largest
+/// readable, non-zero `constraint_N_max_power_uw` (N = 0..=2: long_term, short_term,
+/// peak_power), else [`DEFAULT_CEILING`]. Unreadable constraint files are not an error:
+/// many zones (DRAM, AMD) have none.
+fn ceiling(fs: &dyn Fs, zone: &Path) -> (Watts, String) {
+    let largest = (0..=2)
+        .filter_map(|n| {
+            let path = zone.join(format!("constraint_{n}_max_power_uw"));
+            read_trimmed(fs, &path).ok()?.parse::<u64>().ok().filter(|&uw| uw > 0)
+        })
+        .max();
+    match largest {
+        Some(uw) => (
+            Watts(uw as f64 * 1e-6 * CEILING_OVER_MAX_LIMIT),
+            format!("{CEILING_OVER_MAX_LIMIT} x the largest constraint_*_max_power_uw ({uw})"),
+        ),
+        None => (DEFAULT_CEILING, "default: no constraint_*_max_power_uw".to_string()),
     }
 }
 
@@ -262,14 +309,41 @@ pub fn discover(root: &Path, fs: Arc<dyn Fs>) -> Vec<Candidate> {
     }
     for z in broken {
         let reason = format!("{}; {CONTAINER_HINT}", z.name.clone().err().unwrap_or_default());
-        out.push(unavailable(
-            &format!("rapl:{}", z.entry),
-            &["cpu"],
-            reason,
-            json!({ "zone": z.entry, "path": z.path }),
-        ));
+        let mut detail = json!({ "zone": z.entry, "path": z.path });
+        // A top-level zone of unknown name may be a package: it counts as a failed cpu zone.
+        detail["summed"] = json!(z.ids.len() == 1);
+        out.push(unavailable(&format!("rapl:{}", z.entry), &["cpu"], reason, detail));
     }
+    refuse_incomplete_domains(&mut out);
     out
+}
+
+/// A domain is measured from all of its zones or not at all (module docs): when a zone that
+/// would be summed into `cpu` or `dram` failed, every readable zone of that domain is turned
+/// into [`Status::Unavailable`] naming the failed one, and its sensor is dropped.
+fn refuse_incomplete_domains(out: &mut [Candidate]) {
+    for domain in ["cpu", "dram"] {
+        let failed: Vec<String> = out
+            .iter()
+            .filter(|c| c.status != Status::Ok && c.detail["summed"] != json!(false))
+            .filter(|c| c.domains.iter().any(|d| d == domain))
+            .map(|c| c.id.clone())
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        for c in out.iter_mut().filter(|c| c.status == Status::Ok && c.domains.iter().any(|d| d == domain)) {
+            c.sensors.clear();
+            c.detail["refused_because"] = json!(failed);
+            c.status = Status::Unavailable {
+                reason: format!(
+                    "readable, but not metered: {} of domain {domain} cannot be read, and {domain} from the \
+                     other zones alone would undercount it; fix that zone (see its status) to measure {domain}",
+                    failed.join(", ")
+                ),
+            };
+        }
+    }
 }
 
 /// The candidate for one (package, domain name) group; `members[0]` is the preferred zone.
@@ -329,6 +403,9 @@ fn candidate(id: String, package: Option<&str>, name: &str, members: &[&Zone], f
         return Candidate { status: status_for(&e, fix), ..unavailable(&id, &[domain], String::new(), detail) };
     }
     let wrap_at = max.saturating_add(1);
+    let (ceiling, ceiling_source) = ceiling(fs.as_ref(), &z.path);
+    detail["power_ceiling_w"] = json!(ceiling.0);
+    detail["power_ceiling_source"] = json!(ceiling_source);
     let sensor = RaplSensor {
         id: id.clone(),
         domain: domain.to_string(),
@@ -336,6 +413,7 @@ fn candidate(id: String, package: Option<&str>, name: &str, members: &[&Zone], f
         energy,
         hint: fix(),
         wrap_at,
+        ceiling,
         detail: detail.clone(),
     };
     Candidate {
@@ -349,253 +427,4 @@ fn candidate(id: String, package: Option<&str>, name: &str, members: &[&Zone], f
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::super::sysfs::testing::{FakeTree, Fault, FaultFs};
-    use super::super::sysfs::RealFs;
-    use super::*;
-    use crate::meter::Meter;
-
-    fn real() -> Arc<dyn Fs> {
-        Arc::new(RealFs)
-    }
-
-    fn find<'a>(c: &'a [Candidate], id: &str) -> &'a Candidate {
-        c.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no {id} in {:?}", ids(c)))
-    }
-
-    fn ids(c: &[Candidate]) -> Vec<&str> {
-        c.iter().map(|c| c.id.as_str()).collect()
-    }
-
-    const MAX: u64 = 262_143_328_850;
-
-    /// A two-socket server: packages 0 and 1 (with core and dram), a psys zone, an MMIO copy of
-    /// package 0, and a package with a hex id (`intel-rapl:a`).
-    fn server(tree: &FakeTree) {
-        tree.rapl_zone("intel-rapl:0", "package-0", MAX, 1_000).unwrap();
-        tree.rapl_zone("intel-rapl:0:0", "core", MAX, 10).unwrap();
-        tree.rapl_zone("intel-rapl:0:1", "uncore", MAX, 10).unwrap();
-        tree.rapl_zone("intel-rapl:0:2", "dram", 65_712_999_613, 20).unwrap();
-        tree.rapl_zone("intel-rapl:1", "package-1", MAX, 2_000).unwrap();
-        tree.rapl_zone("intel-rapl:1:0", "dram", 65_712_999_613, 30).unwrap();
-        tree.rapl_zone("intel-rapl:a", "package-10", MAX, 5).unwrap();
-        tree.rapl_zone("intel-rapl:2", "psys", MAX, 99).unwrap();
-        tree.rapl_zone("intel-rapl-mmio:0", "package-0", MAX, 7_777).unwrap();
-    }
-
-    #[test]
-    fn discovers_zones_policy_and_hex_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        server(&tree);
-        let c = discover(dir.path(), real());
-        let mut got = ids(&c);
-        got.sort();
-        assert_eq!(
-            got,
-            vec![
-                "rapl:package-0",
-                "rapl:package-0:core",
-                "rapl:package-0:dram",
-                "rapl:package-0:uncore",
-                "rapl:package-1",
-                "rapl:package-10",
-                "rapl:package-1:dram",
-                "rapl:psys",
-            ]
-        );
-        let metered: Vec<(String, String)> =
-            c.iter().filter(|c| c.status == Status::Ok).map(|c| (c.id.clone(), c.sensors[0].info().domain)).collect();
-        let metered: Vec<(&str, &str)> = metered.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        assert_eq!(
-            metered,
-            vec![
-                ("rapl:package-0", "cpu"),
-                ("rapl:package-0:dram", "dram"),
-                ("rapl:package-1", "cpu"),
-                ("rapl:package-1:dram", "dram"),
-                ("rapl:package-10", "cpu"),
-            ]
-        );
-        for id in ["rapl:package-0:core", "rapl:package-0:uncore", "rapl:psys"] {
-            let cand = find(&c, id);
-            assert!(cand.sensors.is_empty(), "{id} must not be metered");
-            assert!(matches!(&cand.status, Status::Unavailable { reason } if reason.contains("not summed")), "{id}");
-        }
-        assert_eq!(find(&c, "rapl:package-10").detail["zone"], "intel-rapl:a");
-        assert_eq!(find(&c, "rapl:package-0:dram").detail["zone"], "intel-rapl:0:2");
-    }
-
-    #[test]
-    fn mmio_duplicate_is_not_double_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        tree.rapl_zone("intel-rapl-mmio:0", "package-0", MAX, 7_777).unwrap();
-        tree.rapl_zone("intel-rapl:0", "package-0", MAX, 1_000).unwrap();
-        let c = discover(dir.path(), real());
-        assert_eq!(ids(&c), vec!["rapl:package-0"]);
-        let p = &c[0];
-        assert_eq!(p.detail["zone"], "intel-rapl:0", "the MSR tree is preferred");
-        assert_eq!(p.detail["duplicates"][0]["zone"], "intel-rapl-mmio:0");
-        assert_eq!(p.sensors.len(), 1);
-        let mut s = c.into_iter().next().unwrap().sensors.remove(0);
-        assert_eq!(s.read().unwrap(), Reading::Counter { raw: 1_000, wrap_at: MAX + 1, joules_per_unit: 1e-6 });
-        // Only the MMIO copy: it is used.
-        let dir2 = tempfile::tempdir().unwrap();
-        FakeTree::new(dir2.path()).rapl_zone("intel-rapl-mmio:0", "package-0", MAX, 7).unwrap();
-        let c2 = discover(dir2.path(), real());
-        assert_eq!((c2[0].id.as_str(), &c2[0].status), ("rapl:package-0", &Status::Ok));
-    }
-
-    #[test]
-    fn multi_die_packages_are_each_metered() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        tree.rapl_zone("intel-rapl:0", "package-0-die-0", MAX, 1).unwrap();
-        tree.rapl_zone("intel-rapl:1", "package-0-die-1", MAX, 1).unwrap();
-        tree.rapl_zone("intel-rapl:1:0", "dram", MAX, 1).unwrap();
-        let c = discover(dir.path(), real());
-        assert_eq!(ids(&c), vec!["rapl:package-0-die-0", "rapl:package-0-die-1", "rapl:package-0-die-1:dram"]);
-        assert!(c.iter().all(|c| c.status == Status::Ok));
-    }
-
-    /// Plain directories instead of the kernel's symlinks (a hand-made or copied tree, as the
-    /// end-to-end test and container bind mounts use) are found the same way.
-    #[test]
-    fn flat_tree_without_symlinks_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = FakeTree::new(dir.path());
-        let zone = dir.path().join("class/powercap/intel-rapl:0");
-        t.write(zone.join("name"), "package-0\n").unwrap();
-        t.write(zone.join("max_energy_range_uj"), "50000000\n").unwrap();
-        t.write(zone.join("energy_uj"), "49999999\n").unwrap();
-        let mut c = discover(dir.path(), real());
-        assert_eq!((c[0].id.as_str(), &c[0].status), ("rapl:package-0", &Status::Ok));
-        let r = c[0].sensors.remove(0).read().unwrap();
-        assert_eq!(r, Reading::Counter { raw: 49_999_999, wrap_at: 50_000_001, joules_per_unit: 1e-6 });
-    }
-
-    #[test]
-    fn missing_or_empty_powercap_is_unavailable_with_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = discover(dir.path(), real());
-        assert_eq!(ids(&c), vec!["rapl"]);
-        assert!(
-            matches!(&c[0].status, Status::Unavailable { reason } if reason.contains("class/powercap") && reason.contains("intel_rapl_msr")),
-            "{:?}",
-            c[0].status
-        );
-        // Present but with no RAPL zone (another powercap control type only).
-        std::fs::create_dir_all(dir.path().join("class/powercap/dtpm")).unwrap();
-        let c = discover(dir.path(), real());
-        assert!(matches!(&c[0].status, Status::Unavailable { reason } if reason.contains("no RAPL zones")));
-    }
-
-    #[test]
-    fn permission_denied_names_the_file_and_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        let zone = tree.rapl_zone("intel-rapl:0", "package-0", MAX, 1).unwrap();
-        let fs = Arc::new(FaultFs::real());
-        let energy = zone.join("energy_uj");
-        fs.set(&energy, Fault::PermissionDenied);
-        let c = discover(dir.path(), fs.clone());
-        let Status::PermissionDenied { fix } = &c[0].status else { panic!("{:?}", c[0].status) };
-        assert!(fix.contains(&energy.display().to_string()), "{fix}");
-        assert!(fix.contains("chmod o+r") && fix.contains("root") && fix.contains("udev"), "{fix}");
-        assert!(c[0].sensors.is_empty(), "no silent fallback: nothing to meter");
-
-        // Revoked after discovery: the read itself reports it.
-        fs.clear(&energy);
-        let mut s = discover(dir.path(), fs.clone()).remove(0).sensors.remove(0);
-        fs.set(&energy, Fault::PermissionDenied);
-        match s.read() {
-            Err(SensorError::PermissionDenied { path, hint, .. }) => {
-                assert_eq!(path, energy);
-                assert!(hint.contains("CVE-2020-8694"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn garbage_is_a_parse_error_naming_path_and_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        let zone = tree.rapl_zone("intel-rapl:0", "package-0", MAX, 1).unwrap();
-        let mut s = discover(dir.path(), real()).remove(0).sensors.remove(0);
-        for garbage in ["abc\n", "", "-3\n"] {
-            tree.write(zone.join("energy_uj"), garbage).unwrap();
-            match s.read() {
-                Err(SensorError::Parse { path, raw, .. }) => {
-                    assert_eq!(path, zone.join("energy_uj"));
-                    assert_eq!(raw, garbage);
-                }
-                other => panic!("{garbage:?}: {other:?}"),
-            }
-        }
-        // Garbage in max_energy_range_uj at discovery: unavailable, naming file and value.
-        tree.write(zone.join("max_energy_range_uj"), "lots\n").unwrap();
-        let c = discover(dir.path(), real());
-        let Status::Unavailable { reason } = &c[0].status else { panic!("{:?}", c[0].status) };
-        assert!(reason.contains("max_energy_range_uj") && reason.contains("lots"), "{reason}");
-    }
-
-    #[test]
-    fn unreadable_name_is_reported_not_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        let zone = tree.rapl_zone("intel-rapl:0", "package-0", MAX, 1).unwrap();
-        let fs = Arc::new(FaultFs::real());
-        fs.set(zone.join("name"), Fault::Missing);
-        let c = discover(dir.path(), fs);
-        assert_eq!(ids(&c), vec!["rapl:intel-rapl:0"]);
-        assert!(matches!(&c[0].status, Status::Unavailable { reason } if reason.contains("EFFBENCH_SYSFS_ROOT")));
-    }
-
-    /// Scripted counters on the fake tree, read through a real meter: two packages summed
-    /// into `cpu`, one wrapping near `max_energy_range_uj`, plus DRAM in its own domain.
-    #[test]
-    fn wraparound_through_the_meter_gives_the_right_total() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = FakeTree::new(dir.path());
-        let max = 1_000_000;
-        tree.rapl_zone("intel-rapl:0", "package-0", max, 800_000).unwrap();
-        tree.rapl_zone("intel-rapl:0:0", "core", max, 0).unwrap();
-        tree.rapl_zone("intel-rapl:0:2", "dram", max, 0).unwrap();
-        tree.rapl_zone("intel-rapl:1", "package-1", max, 10).unwrap();
-        tree.rapl_zone("intel-rapl-mmio:0", "package-0", max, 800_000).unwrap();
-        let sensors: Vec<Box<dyn Sensor>> = discover(dir.path(), real())
-            .into_iter()
-            .filter(|c| c.status == Status::Ok)
-            .flat_map(|c| c.sensors)
-            .collect();
-        assert_eq!(sensors.len(), 3, "package-0, its dram, package-1: no core, no mmio copy");
-        let meter = Meter::start(sensors, 1.0).unwrap();
-        let begin = meter.mark();
-        // package-0 runs over its max and wraps twice over the window; package-1 grows.
-        let script = [(950_000, 0), (100_000, 500_000), (550_000, 600_000), (5_000, 700_000)];
-        for (p0, p1) in script {
-            tree.set_energy_uj("intel-rapl:0", p0).unwrap();
-            tree.set_energy_uj("intel-rapl:1", 10 + p1).unwrap();
-            tree.set_energy_uj("intel-rapl:0:2", p1 / 10).unwrap();
-            tree.set_energy_uj("intel-rapl:0:0", p0 / 2).unwrap(); // never read
-            tree.set_energy_uj("intel-rapl-mmio:0", p0).unwrap(); // never read
-            let _ = meter.mark();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        let end = meter.mark();
-        let w = meter.window(&begin, &end);
-        // package-0: 800k -> 950k (150_000) -> wrap to 100k (1_000_001 - 950_000 + 100_000 =
-        // 150_001) -> 550k (450_000) -> wrap to 5k (1_000_001 - 550_000 + 5_000 = 455_001).
-        // (No step exceeds half the range, which the meter would flag as a possibly hidden wrap.)
-        let p0 = 150_000 + 150_001 + 450_000 + 455_001;
-        let p1 = 700_000;
-        let cpu = w.by_domain["cpu"].0;
-        assert!((cpu - (p0 + p1) as f64 * 1e-6).abs() < 1e-9, "cpu {cpu} J; {w:?}");
-        assert!((w.by_domain["dram"].0 - 0.07).abs() < 1e-9, "{w:?}");
-        assert!(w.warnings.iter().all(|m| !m.contains("rapl")), "{:?}", w.warnings);
-    }
-}
+mod tests;
