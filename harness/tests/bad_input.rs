@@ -6,7 +6,7 @@ mod util;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// Exit 2 with `needle` on stderr (and no panic).
@@ -193,21 +193,10 @@ fn compare_refuses_a_device_a_fifo_and_a_huge_file_without_reading_them() {
 
     let fifo = dir.path().join("pipe.json");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut child = util::effbench()
-        .args(["compare", fifo.to_str().unwrap(), "--baseline", base.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("compare of a FIFO hangs");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_refused(&child.wait_with_output().unwrap(), "pipe.json is a FIFO (named pipe), not a regular file");
+    let mut cmd = util::effbench();
+    cmd.args(["compare", fifo.to_str().unwrap(), "--baseline", base.to_str().unwrap()]);
+    let o = util::output_within(&mut cmd, 20, "compare of a FIFO hangs");
+    assert_refused(&o, "pipe.json is a FIFO (named pipe), not a regular file");
 
     let huge = dir.path().join("huge.json");
     std::fs::File::create(&huge).unwrap().set_len(209_000_000).unwrap();

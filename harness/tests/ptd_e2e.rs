@@ -149,6 +149,11 @@ fn ptd_unreachable_meter_fails_before_any_work() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("127.0.0.1:1"), "the error must name the address: {stderr}");
     assert!(!out.path().join("ae-machine-train.json").exists(), "no result file");
-    let files: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+    // Only the run's lock on --out (run/out.rs) may be there: no result, trace or wall log.
+    let files: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".effbench.lock")
+        .collect();
     assert!(files.is_empty(), "nothing written: {files:?}");
 }
