@@ -24,7 +24,7 @@
 
 mod client;
 pub mod log;
-mod proto;
+pub mod proto;
 #[doc(hidden)]
 pub mod testing;
 #[cfg(test)]
