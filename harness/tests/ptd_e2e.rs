@@ -57,6 +57,13 @@ fn wall_energy_comes_from_the_analyzer_log_within_two_percent_also_across_a_powe
         let t = truth_of(&truth, &wall.mark);
         let truth_per_pass = t.truth_j / f64::from(wall.passes);
         let got = wall.energy_j.unwrap().0;
+        eprintln!(
+            "repeat {}: {got:.3} J per pass against the true {truth_per_pass:.3} J ({:+.2}%), {} passes, {} samples",
+            rep.seed,
+            100.0 * (got / truth_per_pass - 1.0),
+            wall.passes,
+            wall.samples
+        );
         assert!((got - truth_per_pass).abs() < 0.02 * truth_per_pass, "{got} J against the true {truth_per_pass} J");
         assert_eq!(rep.energy_j.by_domain["system"], wall.energy_j.unwrap(), "the repeat's wall energy is the log's");
         assert_eq!(rep.energy_j.total, wall.energy_j.unwrap());
