@@ -214,7 +214,7 @@ pub(super) fn ranging(
     w.auto_ranges().context("wall meter: setting auto ranges for the ranging pass")?;
     let mark = begin(plan, &format!("{id}_ranging"))?.expect("a wall meter is present");
     let t0 = Instant::now();
-    let long_enough = w.min_window().div_f64(w.min_samples() as f64 + 2.0) * 5;
+    let long_enough = w.period() * 5;
     while {
         work()?;
         t0.elapsed() < long_enough

@@ -108,12 +108,6 @@ impl PtdOptions {
     pub fn stale_after(&self) -> Duration {
         self.poll_interval * 2 + self.reply_timeout
     }
-
-    /// The shortest window that resolves energy: `min_samples` periods plus two for the
-    /// unaligned edges.
-    pub fn min_window(&self) -> Duration {
-        Duration::from_millis(u64::from(self.sample_period_ms)) * (self.min_samples as u32 + 2)
-    }
 }
 
 struct Session {

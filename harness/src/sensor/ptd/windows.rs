@@ -48,10 +48,15 @@ impl PtdWindows {
         self.max_uncertainty_pct
     }
 
-    /// The shortest window that resolves energy at the period the daemon last confirmed.
+    /// The analyzer's sample period, as the daemon last confirmed it.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs_f64(lock(&self.shared.session).period_s)
+    }
+
+    /// The shortest window that resolves energy: `min_samples` periods plus two for the
+    /// unaligned edges.
     pub fn min_window(&self) -> Duration {
-        let period = lock(&self.shared.session).period_s;
-        Duration::from_secs_f64(period * (self.min_samples as f64 + 2.0))
+        self.period().mul_f64(self.min_samples as f64 + 2.0)
     }
 
     /// `Go,<period_ms>,0,<mark>`. Marks are plain tokens ([A-Za-z0-9_.-], 1-64 chars), unique
