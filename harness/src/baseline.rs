@@ -181,6 +181,7 @@ mod tests {
                 workload: "w".into(),
                 target: 0.5,
                 energy_label: "measured".into(),
+                energy_scope: None,
                 rows: vec![],
                 resources: vec![],
                 overall: v,

@@ -133,6 +133,8 @@ pub struct GateOptions {
     /// Bootstrap resamples per metric.
     pub resamples: usize,
     pub seed: u64,
+    /// The energy scope to gate at (`--scope`); `None`: the widest both sides measured.
+    pub scope: Option<crate::scope::Scope>,
 }
 
 impl Default for GateOptions {
@@ -143,6 +145,7 @@ impl Default for GateOptions {
             unpaired: false,
             resamples: 10_000,
             seed: 0,
+            scope: None,
         }
     }
 }
@@ -231,8 +234,12 @@ pub struct WorkloadGate {
     pub workload: String,
     pub candidate: PathBuf,
     pub baseline: Option<PathBuf>,
-    /// `measured`, `estimated`, `vendor-reported`: the weakest provenance of the energy figures.
+    /// `measured`, `estimated`, `vendor-reported`: the weaker side's provenance at the scope
+    /// gated.
     pub energy_label: String,
+    /// The scope energy was gated at and each side's domains there; absent when none could be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_scope: Option<crate::scope::ScopePair>,
     pub warnings: Vec<String>,
     /// How the intervals were computed, where the reader should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -347,6 +354,7 @@ pub fn gate_sets(
                 candidate: cpath.clone(),
                 baseline: None,
                 energy_label: verdict::weakest_label(cand).to_string(),
+                energy_scope: None,
                 warnings: vec![],
                 notes: vec![],
                 cases: vec![GateCase::bare(
@@ -399,10 +407,14 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
             short(&baseline.recipe.sha256)
         ));
     }
-    let (energy_label, energy_problem) = match verdict::energy_provenance(candidate, baseline) {
-        Ok(l) => (l.to_string(), None),
-        Err(reason) => (verdict::weakest_label(candidate).to_string(), Some(reason)),
+    let pair = crate::scope::choose(candidate, baseline, opts.scope);
+    let energy_label = match &pair {
+        Ok(p) => p.label.to_string(),
+        Err(_) => verdict::weakest_label(candidate).to_string(),
     };
+    if let Ok(p) = &pair {
+        warnings.extend(p.warnings.iter().cloned());
+    }
     let mut resources: Vec<GateMetric> = Vec::new();
     for r in &opts.metrics {
         if !resources.contains(r) {
@@ -467,13 +479,21 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
     } else {
         names
             .iter()
-            .map(|&(resource, name, get)| match (&energy_problem, resource) {
-                (Some(reason), GateMetric::Energy) => GateCase::bare(
-                    resource,
-                    name,
-                    Outcome::Skipped { reason: format!("incomparable energy: {reason}") },
-                ),
-                _ => case(resource, name, get, &cand, &base, sides, opts),
+            .map(|&(resource, name, get)| match (&pair, resource) {
+                (Err(e), GateMetric::Energy) => {
+                    let at = e.scope.map_or(String::new(), |s| format!(" at {s} scope"));
+                    let reason = format!("incomparable energy{at}: {}", e.reason);
+                    GateCase::bare(resource, name, Outcome::Skipped { reason })
+                }
+                (Ok(p), GateMetric::Energy) => {
+                    let (_, c) = crate::scope::pair::energy_values(candidate, &cand, p.scope);
+                    let (_, b) = crate::scope::pair::energy_values(baseline, &base, p.scope);
+                    case(resource, name, c, b, sides, opts)
+                }
+                _ => {
+                    let values = |v: &[&Repeat]| v.iter().map(|r| get(r)).collect();
+                    case(resource, name, values(&cand), values(&base), sides, opts)
+                }
             })
             .collect()
     };
@@ -482,6 +502,7 @@ pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions)
         candidate: PathBuf::new(),
         baseline: None,
         energy_label,
+        energy_scope: pair.ok(),
         warnings,
         notes,
         cases,
@@ -492,17 +513,17 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
+/// One case from each side's per-repeat values (`None`: missing in that repeat), in seed order.
 fn case(
     resource: GateMetric,
     name: &str,
-    get: verdict::Getter,
-    cand: &[&Repeat],
-    base: &[&Repeat],
+    cand: Vec<Option<f64>>,
+    base: Vec<Option<f64>>,
     sides: Sides,
     opts: &GateOptions,
 ) -> GateCase {
-    let c: Option<Vec<f64>> = cand.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
-    let b: Option<Vec<f64>> = base.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
+    let c: Option<Vec<f64>> = cand.iter().map(|x| x.filter(|x| x.is_finite())).collect();
+    let b: Option<Vec<f64>> = base.iter().map(|x| x.filter(|x| x.is_finite())).collect();
     let (Some(c), Some(b)) = (c, b) else {
         let reason = format!("{name} is missing or not finite in some repeats");
         return GateCase::bare(resource, name, Outcome::Invalid { reason });

@@ -15,6 +15,7 @@ pub mod peak;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod scope;
 pub mod sensor;
 pub mod stats;
 pub mod system;

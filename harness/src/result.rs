@@ -1,8 +1,10 @@
-//! The result file, schema `effbench.result/1`: one JSON document per run. Readers check the
+//! The result file, schema `effbench.result/2`: one JSON document per run. Readers check the
 //! `schema` field first and reject versions they do not know with a clear error.
 //!
 //! Compatibility: fields marked optional below may be absent in files written by older
-//! versions; adding an optional field keeps `/1`, changing or removing one bumps the schema.
+//! versions; adding an optional field keeps the version, changing or removing one bumps it.
+//! `/2` added energy scopes (`repeats[].energy_scopes`, `backend.domain`, see
+//! [`crate::scope`]); `/1` files are still read, their scopes derived from their domains.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,11 @@ use crate::units::{Bytes, Joules, Seconds, Watts};
 mod wall;
 pub use wall::{UnresolvedEnergy, WallMeterRepeat, WallUncertainty};
 
-/// The schema this version writes and reads.
-pub const SCHEMA: &str = "effbench.result/1";
+/// The schema this version writes.
+pub const SCHEMA: &str = "effbench.result/2";
+
+/// Every schema this version reads: [`SCHEMA`] and the versions before it.
+pub const READS: &[&str] = &[SCHEMA, "effbench.result/1"];
 
 /// The largest result file effbench reads. A real one is well under 1 MiB (a few KiB per
 /// repeat plus the system description); the cap keeps a wrong path (a log, `/dev/zero`) from
@@ -60,11 +65,11 @@ pub enum ResultError {
     )]
     MissingSchema { path: PathBuf },
     #[error(
-        "{} has schema {found:?}, but this effbench ({}) reads only {supported:?}; \
+        "{} has schema {found:?}, but this effbench ({}) reads only {supported}; \
          use the effbench version that wrote it, or re-run the workload",
         path.display(), env!("CARGO_PKG_VERSION")
     )]
-    UnsupportedSchema { path: PathBuf, found: String, supported: &'static str },
+    UnsupportedSchema { path: PathBuf, found: String, supported: String },
     #[error("{} is not a valid {SCHEMA} file (line {line}, column {column}): {message}", path.display())]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
 }
@@ -116,6 +121,10 @@ pub struct BackendInfo {
     pub precision: String,
     pub threads: usize,
     pub allocator: String,
+    /// The energy domain of the device doing the work (`cpu`, `gpu:0`, a runner's `npu:0`):
+    /// what `device` scope covers. Absent in `/1` files (derived, see [`crate::scope::work_domain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// Energy of one repeat, total and per domain.
@@ -151,6 +160,11 @@ pub struct Repeat {
     pub energy_j: EnergyBreakdown,
     /// Energy above idle: total minus idle power × wall time, per domain.
     pub dynamic_energy_j: EnergyBreakdown,
+    /// Energy per scope the run measured (`device`, `node`, `wall`), summed from the domains'
+    /// figures (see [`crate::scope`]). Readers re-derive it and refuse a file where the two
+    /// disagree; absent in `/1` files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub energy_scopes: BTreeMap<crate::scope::Scope, crate::scope::ScopeEnergy>,
     pub avg_power_w: Watts,
     pub units_processed: u64,
     #[serde(default)]
@@ -290,12 +304,12 @@ impl RunResult {
         })?;
         match value.get("schema") {
             None => return Err(ResultError::MissingSchema { path: path.to_path_buf() }),
-            Some(serde_json::Value::String(s)) if s == SCHEMA => {}
+            Some(serde_json::Value::String(s)) if READS.contains(&s.as_str()) => {}
             Some(other) => {
                 return Err(ResultError::UnsupportedSchema {
                     path: path.to_path_buf(),
                     found: other.as_str().map_or_else(|| other.to_string(), str::to_string),
-                    supported: SCHEMA,
+                    supported: READS.join(", "),
                 })
             }
         }

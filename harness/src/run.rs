@@ -237,6 +237,7 @@ fn run_workload(
             precision: "f32".into(),
             threads,
             allocator: plan.allocator.to_string(),
+            domain: plan.backend.domains().first().cloned(),
         },
         system: SystemInfo::collect(compiled_features(), plan.allocator, threads),
         energy_sources: meter.sources(),
@@ -343,6 +344,8 @@ fn run_workload(
             }
         };
         progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
+        let mut repeat = repeat;
+        repeat.energy_scopes = crate::scope::repeat_scopes(&result, &repeat);
         result.repeats.push(repeat);
         result.summarise(0);
         files.write(&result, meter, idle, &windows)?;
@@ -463,6 +466,7 @@ fn base_repeat(
         energy_per_unit_j: Joules(energy_j.total.0 / units.max(1) as f64),
         energy_j,
         dynamic_energy_j,
+        energy_scopes: BTreeMap::new(),
         units_processed: units,
         quality,
         throughput_per_s: units as f64 / wall.0,

@@ -139,7 +139,8 @@ pub fn is_valid(result: &RunResult, rep: &Repeat) -> bool {
     numbers(result, rep).is_ok()
 }
 
-/// Every repeat's flag against its numbers: an error for the first that disagrees. A workload
+/// Every repeat's flag, and its recorded energy per scope, against its numbers: an error for
+/// the first that disagrees. A workload
 /// effbench does not know is left to the caller (compare and gate refuse it as another
 /// workload, and none of its repeats is valid by [`numbers`]).
 pub fn check_file(result: &RunResult, path: &Path) -> Result<(), Contradiction> {
@@ -147,6 +148,10 @@ pub fn check_file(result: &RunResult, path: &Path) -> Result<(), Contradiction> 
         return Ok(());
     }
     for (i, rep) in result.repeats.iter().enumerate() {
+        if let Some(finding) = crate::scope::recorded_disagreement(result, rep) {
+            let claim = "records energy per scope";
+            return Err(Contradiction { path: path.to_path_buf(), index: i + 1, seed: rep.seed, claim, finding });
+        }
         let found = numbers(result, rep);
         let (claim, finding) = match (&found, rep.valid) {
             (Err(why), true) => ("says it is valid", why.clone()),

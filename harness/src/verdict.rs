@@ -35,7 +35,6 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::result::{Repeat, RunResult, WorkloadKind};
-use crate::sensor::Provenance;
 use crate::stats::{quantile_sorted, SplitMix64};
 
 /// Most repeats [`Verdict::Inconclusive`] will suggest.
@@ -88,11 +87,19 @@ pub struct CompareOptions {
     /// Bootstrap resamples per metric (at least 10,000 for a reported verdict).
     pub resamples: usize,
     pub seed: u64,
+    /// The energy scope to compare at (`--scope`); `None`: the widest both sides measured.
+    pub scope: Option<crate::scope::Scope>,
 }
 
 impl Default for CompareOptions {
     fn default() -> CompareOptions {
-        CompareOptions { target: 0.5, resources: vec![Resource::Energy, Resource::Data], resamples: 10_000, seed: 0 }
+        CompareOptions {
+            target: 0.5,
+            resources: vec![Resource::Energy, Resource::Data],
+            resamples: 10_000,
+            seed: 0,
+            scope: None,
+        }
     }
 }
 
@@ -196,8 +203,11 @@ pub struct MetricRow {
 pub struct Comparison {
     pub workload: String,
     pub target: f64,
-    /// `measured`, `estimated` or `vendor-reported`: the weakest provenance of the energy figures.
+    /// `measured`, `estimated` or `vendor-reported`: the weaker side's provenance at the scope
+    /// compared (the candidate's weakest when no scope could be).
     pub energy_label: String,
+    /// The scope energy was compared at and each side's domains there; absent when none could be.
+    pub energy_scope: Option<crate::scope::ScopePair>,
     pub rows: Vec<MetricRow>,
     pub resources: Vec<(Resource, Verdict)>,
     pub overall: Verdict,
@@ -231,41 +241,50 @@ pub(crate) fn metrics(resource: Resource, kind: WorkloadKind) -> Vec<(&'static s
 
 /// Compares `candidate` with `baseline`. Statistics are recomputed from the repeats (the
 /// files' `summary` is ignored): all of the candidate's repeats (any invalid one makes the
-/// comparison invalid) and the baseline's valid repeats.
+/// comparison invalid) and the baseline's valid repeats. Energy is compared at one scope
+/// ([`crate::scope::choose`]): `opts.scope`, or the widest both sides measured.
 pub fn compare(candidate: &RunResult, baseline: &RunResult, opts: &CompareOptions) -> Comparison {
-    let (energy_label, energy_problem) = match energy_provenance(candidate, baseline) {
-        Ok(label) => (label.to_string(), None),
-        Err(reason) => (weakest_label(candidate).to_string(), Some(reason)),
+    let pair = crate::scope::choose(candidate, baseline, opts.scope);
+    let energy_label = match &pair {
+        Ok(p) => p.label.to_string(),
+        Err(_) => weakest_label(candidate).to_string(),
     };
+    let mut warnings = warnings(candidate, baseline);
+    if let Ok(p) = &pair {
+        warnings.extend(p.warnings.iter().cloned());
+    }
     let mut resources: Vec<Resource> = Vec::new();
     for r in &opts.resources {
         if !resources.contains(r) {
             resources.push(*r);
         }
     }
-    let whole = |reason: String| {
+    let mut out = Comparison {
+        workload: candidate.workload.id.clone(),
+        target: opts.target,
+        energy_label,
+        energy_scope: pair.as_ref().ok().cloned(),
+        rows: vec![],
+        resources: vec![],
+        overall: Verdict::Met,
+        warnings,
+    };
+    let whole = |mut out: Comparison, reason: String| {
         let v = Verdict::Invalid { reason };
-        Comparison {
-            workload: candidate.workload.id.clone(),
-            target: opts.target,
-            energy_label: energy_label.clone(),
-            rows: vec![],
-            resources: resources.iter().map(|r| (*r, v.clone())).collect(),
-            overall: v,
-            warnings: warnings(candidate, baseline),
-        }
+        out.resources = resources.iter().map(|r| (*r, v.clone())).collect();
+        out.overall = v;
+        out
     };
     if candidate.workload.id != baseline.workload.id || candidate.workload.kind != baseline.workload.kind {
-        return whole(format!(
-            "different workloads: candidate {:?}, baseline {:?}",
-            candidate.workload.id, baseline.workload.id
-        ));
+        let why =
+            format!("different workloads: candidate {:?}, baseline {:?}", candidate.workload.id, baseline.workload.id);
+        return whole(out, why);
     }
     if !opts.target.is_finite() {
-        return whole(format!("target {} is not a number", opts.target));
+        return whole(out, format!("target {} is not a number", opts.target));
     }
     if candidate.repeats.is_empty() {
-        return whole("the candidate has no repeats".into());
+        return whole(out, "the candidate has no repeats".into());
     }
     // Validity recomputed from each repeat's numbers, never the file's flag (validity.rs).
     let invalid = candidate
@@ -274,44 +293,61 @@ pub fn compare(candidate: &RunResult, baseline: &RunResult, opts: &CompareOption
         .enumerate()
         .find_map(|(i, r)| crate::validity::numbers(candidate, r).err().map(|why| (i, r, why)));
     if let Some((i, r, why)) = invalid {
-        return whole(format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed));
+        return whole(out, format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed));
     }
     let base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| crate::validity::is_valid(baseline, r)).collect();
     if base.is_empty() {
-        return whole("the baseline has no valid repeats".into());
+        return whole(out, "the baseline has no valid repeats".into());
     }
     let cand: Vec<&Repeat> = candidate.repeats.iter().collect();
 
-    let mut rows = Vec::new();
     let mut verdicts = Vec::new();
     for &resource in &resources {
         let mut parts = Vec::new();
         for (name, get) in metrics(resource, candidate.workload.kind) {
-            let mut row = metric_row(resource, name, get, &cand, &base, opts);
-            if resource == Resource::Energy {
-                if let Some(reason) = &energy_problem {
-                    row.verdict = Verdict::Incomparable { reason: reason.clone() };
-                }
-            }
+            let row = if resource == Resource::Energy {
+                energy_row(candidate, baseline, &cand, &base, &pair, opts)
+            } else {
+                let (c, b) = (cand.iter().map(|r| get(r)).collect(), base.iter().map(|r| get(r)).collect());
+                metric_row(resource, name, c, b, opts)
+            };
             // Unique samples are reported but do not decide the data verdict: a method that
             // consumes far fewer samples from a small data set still touches all of it, and a
             // pruning method shows its cut here for the reader to weigh.
             if !INFORMATIONAL.contains(&name) {
                 parts.push(row.verdict.clone());
             }
-            rows.push(row);
+            out.rows.push(row);
         }
         verdicts.push((resource, Verdict::all(&parts)));
     }
-    let overall = Verdict::all(&verdicts.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
-    Comparison {
-        workload: candidate.workload.id.clone(),
-        target: opts.target,
-        energy_label,
-        rows,
-        resources: verdicts,
-        overall,
-        warnings: warnings(candidate, baseline),
+    out.overall = Verdict::all(&verdicts.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+    out.resources = verdicts;
+    out
+}
+
+/// The energy row at the pair's scope, or an incomparable row saying why there is none.
+fn energy_row(
+    candidate: &RunResult,
+    baseline: &RunResult,
+    cand: &[&Repeat],
+    base: &[&Repeat],
+    pair: &Result<crate::scope::ScopePair, crate::scope::NoPair>,
+    opts: &CompareOptions,
+) -> MetricRow {
+    match pair {
+        Ok(p) => {
+            let (name, c) = crate::scope::pair::energy_values(candidate, cand, p.scope);
+            let (_, b) = crate::scope::pair::energy_values(baseline, base, p.scope);
+            metric_row(Resource::Energy, name, c, b, opts)
+        }
+        Err(e) => {
+            let name = metrics(Resource::Energy, candidate.workload.kind)[0].0;
+            let mut row = metric_row(Resource::Energy, name, vec![None], vec![None], opts);
+            let at = e.scope.map_or(String::new(), |s| format!("at {s} scope: "));
+            row.verdict = Verdict::Incomparable { reason: format!("{at}{}", e.reason) };
+            row
+        }
     }
 }
 
@@ -347,16 +383,16 @@ pub fn warnings(candidate: &RunResult, baseline: &RunResult) -> Vec<String> {
     out
 }
 
+/// One metric's row from each side's per-repeat values (`None`: missing in that repeat).
 fn metric_row(
     resource: Resource,
     name: &str,
-    get: Getter,
-    cand: &[&Repeat],
-    base: &[&Repeat],
+    cand: Vec<Option<f64>>,
+    base: Vec<Option<f64>>,
     opts: &CompareOptions,
 ) -> MetricRow {
-    let c: Option<Vec<f64>> = cand.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
-    let b: Option<Vec<f64>> = base.iter().map(|r| get(r).filter(|x| x.is_finite())).collect();
+    let c: Option<Vec<f64>> = cand.iter().map(|x| x.filter(|x| x.is_finite())).collect();
+    let b: Option<Vec<f64>> = base.iter().map(|x| x.filter(|x| x.is_finite())).collect();
     let mut row = MetricRow {
         resource,
         metric: name.to_string(),
@@ -508,83 +544,10 @@ pub(crate) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn label(p: Provenance) -> &'static str {
-    match p {
-        Provenance::Measured => "measured",
-        Provenance::Estimated => "estimated",
-        Provenance::VendorReported => "vendor-reported",
-    }
-}
-
 /// The weakest provenance among a run's energy sources: estimated, then vendor-reported.
 pub(crate) fn weakest_label(r: &RunResult) -> &'static str {
-    let ps: BTreeSet<&'static str> = r.energy_sources.iter().map(|s| label(s.provenance)).collect();
+    let ps: BTreeSet<&'static str> = r.energy_sources.iter().map(|s| crate::scope::pair::label(s.provenance)).collect();
     ["estimated", "vendor-reported", "measured"].into_iter().find(|l| ps.contains(l)).unwrap_or("measured")
-}
-
-/// The label for comparable energy figures, or why they are not comparable: both sides must
-/// have the same domains with the same provenance per domain, and estimated domains must use
-/// the same estimator (kind and `detail.model`).
-pub(crate) fn energy_provenance(c: &RunResult, b: &RunResult) -> Result<&'static str, String> {
-    let sig = |r: &RunResult| -> BTreeSet<(String, &'static str)> {
-        r.energy_sources.iter().map(|s| (s.domain.clone(), label(s.provenance))).collect()
-    };
-    let show =
-        |s: &BTreeSet<(String, &'static str)>| s.iter().map(|(d, p)| format!("{d} {p}")).collect::<Vec<_>>().join(", ");
-    let (sc, sb) = (sig(c), sig(b));
-    if sc.is_empty() || sb.is_empty() {
-        return Err("a side records no energy sources".into());
-    }
-    if sc != sb {
-        return Err(format!("candidate energy is [{}], baseline [{}]", show(&sc), show(&sb)));
-    }
-    let estimators = |r: &RunResult| -> BTreeSet<(String, String, String)> {
-        r.energy_sources
-            .iter()
-            .filter(|s| s.provenance == Provenance::Estimated)
-            .map(|s| {
-                let model = s.detail.get("model").map(|m| m.to_string()).unwrap_or_default();
-                (s.domain.clone(), s.kind.clone(), model)
-            })
-            .collect()
-    };
-    if estimators(c) != estimators(b) {
-        return Err("energy is estimated on both sides, but with different models".into());
-    }
-    for (side, r) in [("candidate", c), ("baseline", b)] {
-        if let Some(why) = energy_unresolved(r) {
-            return Err(format!("{side}: {why}"));
-        }
-    }
-    Ok(weakest_label(c))
-}
-
-/// Why a run's energy figures cannot be trusted to tell runs apart: its median valid window
-/// is shorter than half the slowest energy source's update period, so most of each window's
-/// energy is interpolated from readings taken outside it (digits-mlp-train: 0.04 s windows
-/// against the CPU estimate's 0.2 s). Longer windows that still fall short of one period keep
-/// the meter's warning in the result but are judged.
-fn energy_unresolved(r: &RunResult) -> Option<String> {
-    // A repeat that says one of its domains is not a measurement (a wall-meter window with too
-    // few samples, samples lost) leaves the run's energy unresolved: never a small number.
-    if let Some((rep, u)) =
-        r.repeats.iter().filter(|x| x.valid).find_map(|x| x.unresolved_energy.first().map(|u| (x, u)))
-    {
-        return Some(format!("repeat {} has unresolved {} energy: {}", rep.seed, u.domain, u.reason));
-    }
-    let period = r.energy_sources.iter().map(|s| s.update_period_s).fold(0.0, f64::max);
-    let mut windows: Vec<f64> = r.repeats.iter().filter(|x| x.valid).map(|x| x.wall_s.0).collect();
-    if period <= 0.0 || windows.is_empty() {
-        return None;
-    }
-    windows.sort_by(f64::total_cmp);
-    let median = windows[windows.len() / 2];
-    (median < period / 2.0).then(|| {
-        format!(
-            "its median window, {median:.3} s, is shorter than half the energy source's update period of \
-             {period} s, so energy is not resolved (use a longer workload or a faster source)"
-        )
-    })
 }
 
 #[cfg(test)]

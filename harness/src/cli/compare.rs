@@ -21,6 +21,11 @@ pub struct CompareArgs {
     /// Resources to judge, comma-separated: energy, data, time.
     #[arg(long, value_delimiter = ',', default_value = "energy,data")]
     pub resources: Vec<Resource>,
+    /// Energy scope to compare at: device (the accelerator doing the work, or the CPU package
+    /// for the CPU backend), node (device + host CPU and DRAM), wall (a wall meter). Default:
+    /// the widest scope both sides measured; domain names may differ within a scope.
+    #[arg(long, value_name = "device|node|wall")]
+    pub scope: Option<crate::scope::Scope>,
     /// Print the comparison as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -46,7 +51,12 @@ pub fn main(args: CompareArgs) -> CliResult {
         crate::validity::check_file(r, path).map_err(|e| Failure { code: Exit::Invalid, error: e.into() })?;
     }
     crate::baseline::check_usable(&args.baseline, &baseline).map_err(Failure::usage)?;
-    let opts = CompareOptions { target: args.target, resources: args.resources.clone(), ..Default::default() };
+    let opts = CompareOptions {
+        target: args.target,
+        resources: args.resources.clone(),
+        scope: args.scope,
+        ..Default::default()
+    };
     let c = compare(&candidate, &baseline, &opts);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&c)?);

@@ -2,6 +2,21 @@
 
 use crate::verdict::Comparison;
 
+/// How energy was compared, in one line: the scope and each side's domains there, or why no
+/// scope could be compared.
+pub fn scope_line(c: &Comparison) -> String {
+    match &c.energy_scope {
+        Some(p) => format!(
+            "energy at {} scope ({}): candidate {}, baseline {}",
+            p.scope,
+            if p.label == "estimated" { "ESTIMATED" } else { p.label },
+            p.candidate_domains.join(" + "),
+            p.baseline_domains.join(" + ")
+        ),
+        None => "energy: no scope could be compared (see the energy row)".to_string(),
+    }
+}
+
 pub fn pct(x: f64) -> String {
     format!("{:+.1}%", 100.0 * x)
 }
@@ -38,6 +53,8 @@ pub fn render_text(c: &Comparison) -> String {
         pct(c.target).trim_start_matches('+'),
         if c.energy_label == "estimated" { "ESTIMATED" } else { c.energy_label.as_str() }
     );
+    out += &scope_line(c);
+    out.push('\n');
     out += &super::table::columns(&HEADER, &body);
     for (res, v) in &c.resources {
         out += &format!("{res}: {v}\n");
@@ -61,6 +78,7 @@ pub fn render_markdown(c: &Comparison) -> String {
     for r in rows(c) {
         out += &format!("| {} |\n", r.join(" | "));
     }
+    out += &format!("\n{}\n", scope_line(c));
     out += &format!("\n**Overall: {}**\n", c.overall);
     for w in &c.warnings {
         out += &format!("\n> warning: {w}\n");

@@ -33,6 +33,16 @@ pub fn render_text(r: &GateReport) -> String {
         }
     }
     for w in &r.workloads {
+        if let Some(p) = &w.energy_scope {
+            out += &format!(
+                "energy: {}: {} scope ({}): candidate {}, baseline {}\n",
+                w.workload,
+                p.scope,
+                p.label,
+                p.candidate_domains.join(" + "),
+                p.baseline_domains.join(" + ")
+            );
+        }
         for note in &w.notes {
             out += &format!("note: {}: {note}\n", w.workload);
         }

@@ -68,6 +68,9 @@ fn suite(out: &mut String, w: &WorkloadGate, threshold: f64) {
         ("baseline", w.baseline.as_ref().map_or(String::new(), |p| p.display().to_string())),
         ("energy", w.energy_label.clone()),
     ];
+    if let Some(p) = &w.energy_scope {
+        props.push(("energy_scope", p.scope.to_string()));
+    }
     props.extend(w.warnings.iter().map(|x| ("warning", x.clone())));
     for (k, v) in props {
         let _ = writeln!(out, "      <property name=\"{k}\" value=\"{}\"/>", escape(&v));

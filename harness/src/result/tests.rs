@@ -12,6 +12,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         dynamic_energy_j: EnergyBreakdown::from_domains(
             by_domain.iter().map(|(d, j)| (d.clone(), *j - Joules(20.0))).collect(),
         ),
+        energy_scopes: BTreeMap::new(),
         avg_power_w: Joules(energy) / Seconds(10.0),
         units_processed: 60_000,
         quality: Some(0.96),
@@ -66,6 +67,7 @@ fn sample() -> RunResult {
             precision: "f32".into(),
             threads: 2,
             allocator: "mimalloc".into(),
+            domain: Some("cpu".into()),
         },
         system: SystemInfo {
             hostname: "box".into(),
@@ -108,7 +110,7 @@ fn round_trip_through_a_file() {
     assert_eq!(back, r);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.ends_with("}\n"));
-    assert!(text.contains("\"schema\": \"effbench.result/1\""));
+    assert!(text.contains("\"schema\": \"effbench.result/2\""));
     assert!(text.contains("\"provenance\": \"estimated\""));
     assert!(text.contains("\"kind\": \"train\""));
     assert!(text.contains("\"created_at\": \"2026-11-25T10:00:00Z\""));
@@ -129,12 +131,12 @@ fn summary_covers_valid_repeats_only() {
 
 #[test]
 fn unknown_schema_is_rejected_before_field_checks() {
-    let text = r#"{"schema": "effbench.result/2", "something_new": 1}"#;
+    let text = r#"{"schema": "effbench.result/3", "something_new": 1}"#;
     let err = RunResult::from_json(text, Path::new("future.json")).unwrap_err();
     assert!(matches!(err, ResultError::UnsupportedSchema { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("future.json"), "{msg}");
-    assert!(msg.contains("effbench.result/2") && msg.contains("effbench.result/1"), "{msg}");
+    assert!(msg.contains("effbench.result/3") && msg.contains("effbench.result/2, effbench.result/1"), "{msg}");
 
     let err = RunResult::from_json(r#"{"a": 1}"#, Path::new("x.json")).unwrap_err();
     assert!(matches!(err, ResultError::MissingSchema { .. }));

@@ -116,6 +116,7 @@ impl Runner {
             precision: self.runner.precision().to_string(),
             threads: result.backend.threads,
             allocator: result.backend.allocator.clone(),
+            domain: Some(self.runner.domain()),
         };
         if hello.telemetry.iter().any(|t| t == "power_w") {
             let info = telemetry::source_info(

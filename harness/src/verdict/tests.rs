@@ -5,7 +5,7 @@ use proptest::test_runner::TestRunner;
 
 use super::*;
 use crate::result::{BackendInfo, EnergyBreakdown, RecipeInfo, WorkloadInfo, SCHEMA};
-use crate::sensor::SourceInfo;
+use crate::sensor::{Provenance, SourceInfo};
 use crate::system::SystemInfo;
 use crate::units::{Bytes, Joules, Seconds, Watts};
 
@@ -20,6 +20,7 @@ pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
         wall_s: Seconds(x / 10.0),
         energy_j: EnergyBreakdown::from_domains(by_domain.clone()),
         dynamic_energy_j: EnergyBreakdown::from_domains(by_domain),
+        energy_scopes: BTreeMap::new(),
         avg_power_w: Watts(10.0),
         units_processed: 1000,
         quality: Some(0.96),
@@ -114,6 +115,7 @@ pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
             precision: "f32".into(),
             threads: 1,
             allocator: "mimalloc".into(),
+            domain: None,
         },
         system: SystemInfo {
             hostname: "box".into(),
@@ -336,19 +338,45 @@ fn energy_of_windows_shorter_than_the_source_update_period_is_not_judged() {
 fn a_repeat_with_unresolved_energy_is_never_judged_as_a_small_number() {
     // Issue 9: a wall-meter window that lost samples leaves its domain out of energy_j (so
     // the total is small) and says so; the verdict must not call that a 70% cut.
-    let base = run("w", &BASE, Provenance::Measured);
-    let mut cand = run("w", &scaled(0.3, &NOISE), Provenance::Measured);
+    let wall = |mut r: RunResult| {
+        r.energy_sources.push(SourceInfo {
+            id: "ptd:x".into(),
+            kind: "ptd".into(),
+            domain: "system".into(),
+            ..source(Provenance::Measured)
+        });
+        for rep in &mut r.repeats {
+            let j = rep.energy_j.total;
+            for e in [&mut rep.energy_j, &mut rep.dynamic_energy_j] {
+                e.by_domain.insert("system".into(), j * 2.0);
+            }
+        }
+        r
+    };
+    let base = wall(run("w", &BASE, Provenance::Measured));
+    let mut cand = wall(run("w", &scaled(0.3, &NOISE), Provenance::Measured));
     cand.repeats[2]
         .unresolved_energy
         .push(crate::result::UnresolvedEnergy { domain: "system".into(), reason: "samples were lost".into() });
+    cand.repeats[2].energy_j.by_domain.remove("system");
     match &compare(&cand, &base, &CompareOptions::default()).resources[0].1 {
         Verdict::Incomparable { reason } => {
-            assert!(reason.contains("candidate") && reason.contains("unresolved system energy"), "{reason}")
+            assert!(
+                reason.contains("at wall scope: candidate") && reason.contains("unresolved wall energy"),
+                "{reason}"
+            );
+            assert!(reason.contains("pass --scope device"), "{reason}");
         }
         other => panic!("expected incomparable energy, got {other:?}"),
     }
     // The same file on the baseline side is refused too.
     assert!(matches!(compare(&base, &cand, &CompareOptions::default()).resources[0].1, Verdict::Incomparable { .. }));
+    // Its device energy is whole, and can be judged when asked for.
+    let device = CompareOptions { scope: Some(crate::scope::Scope::Device), ..Default::default() };
+    assert_eq!(compare(&cand, &base, &device).resources[0].1, Verdict::Met);
+    // An unresolved device domain leaves nothing to judge at device scope either.
+    cand.repeats[2].unresolved_energy[0].domain = "cpu".into();
+    assert!(matches!(compare(&cand, &base, &device).resources[0].1, Verdict::Incomparable { .. }));
 }
 
 #[test]
