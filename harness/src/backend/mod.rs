@@ -127,8 +127,15 @@ impl Backend {
     /// [`Backend::host_domains`]), never estimated into a GPU figure.
     pub fn domains(&self) -> Vec<String> {
         match self {
-            // A runner's own device reports through `stats`; the host CPU still does its share.
-            Backend::Cpu | Backend::External(_) => vec!["cpu".into()],
+            Backend::Cpu => vec!["cpu".into()],
+            // The runner's device (its TOML's `domain`, metered by effbench's own sensors where
+            // one covers it, such as a hwmon `npu` chip; else only through the runner's `stats`),
+            // and the host CPU, which still does its share.
+            Backend::External(c) => {
+                let mut d = vec!["cpu".to_string()];
+                d.extend(c.domain.iter().filter(|x| *x != "cpu").cloned());
+                d
+            }
             #[cfg(feature = "cuda")]
             Backend::Cuda { ordinal, .. } => vec![format!("gpu:{ordinal}")],
         }

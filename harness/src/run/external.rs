@@ -118,7 +118,8 @@ impl Runner {
             allocator: result.backend.allocator.clone(),
             domain: Some(self.runner.domain()),
         };
-        if hello.telemetry.iter().any(|t| t == "power_w") {
+        let metered = result.energy_sources.iter().any(|s| s.domain == self.runner.domain() && s.kind != "runner");
+        if hello.telemetry.iter().any(|t| t == "power_w") && !metered {
             let info = telemetry::source_info(
                 &self.runner.config().name,
                 hello,
@@ -203,8 +204,25 @@ impl Runner {
         // The runner's own power, integrated over the same window in its clock.
         if self.runner.hello().telemetry.iter().any(|t| t == "power_w") {
             let domain = self.runner.domain();
+            // Where effbench's own sensor meters the runner's device, that measurement stands and
+            // the runner's figure is a cross-check only: never both, never summed.
+            let own = meter.sources().into_iter().find(|s| s.domain == domain && s.kind != "runner");
             match telemetry::window_energy(&self.power, t_begin, t_end) {
+                Some(j) if own.is_some() => {
+                    let ours = r.energy_j.by_domain.get(&domain).map_or(f64::NAN, |x| x.0);
+                    r.meter_warnings.push(format!(
+                        "runner {} reported {:.3} J for {domain}; effbench's own {} measured {ours:.3} J, which is \
+                         the figure used",
+                        self.runner.config().name,
+                        j.0,
+                        own.as_ref().map_or("", |s| s.id.as_str())
+                    ));
+                }
                 Some(j) => add_domain(&mut r, &domain, j),
+                None if own.is_some() => r.meter_warnings.push(format!(
+                    "runner {}: its power samples do not cover the window (effbench's own sensor measured {domain})",
+                    self.runner.config().name
+                )),
                 None => {
                     // Incomplete energy is a property of the repeat, not only a warning.
                     let reason = format!(

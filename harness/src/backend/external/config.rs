@@ -25,6 +25,8 @@ struct RawConfig {
     precision: Option<String>,
     #[serde(default)]
     batches_per_issue: Option<usize>,
+    #[serde(default)]
+    domain: Option<String>,
 }
 
 /// A validated runner description.
@@ -48,6 +50,10 @@ pub struct RunnerConfig {
     pub precision: String,
     /// Batches carried by one `issue` message; `None` = a whole pass in one message.
     pub batches_per_issue: Option<usize>,
+    /// The energy domain of the runner's device (`npu:0`, `gpu:0`, `cpu`): what effbench's own
+    /// sensors meter for it (a hwmon `npu` or `amdgpu` chip, NVML) and what `device` scope
+    /// covers. When the runner's `hello` names a domain too, the two must agree.
+    pub domain: Option<String>,
 }
 
 /// Precisions a runner may request or declare.
@@ -104,6 +110,13 @@ impl RunnerConfig {
         if raw.batches_per_issue == Some(0) {
             return Err(invalid("`batches_per_issue` must be at least 1 (leave it out for a whole pass)".into()));
         }
+        if let Some(d) = &raw.domain {
+            if !is_device_domain(d) {
+                return Err(invalid(format!(
+                    "`domain` {d:?} is not a device's energy domain: give `cpu` or KIND:N such as `npu:0` or `gpu:0`"
+                )));
+            }
+        }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let command = raw.command.iter().map(|a| resolve(dir, a)).collect();
         Ok(RunnerConfig {
@@ -115,7 +128,27 @@ impl RunnerConfig {
             env: raw.env,
             precision,
             batches_per_issue: raw.batches_per_issue,
+            domain: raw.domain,
         })
+    }
+}
+
+/// `cpu`, or a lowercase kind and an index (`npu:0`, `gpu:1`, `accel:0`); never `dram` or the
+/// wall (`system`), which are not devices that run work.
+pub fn is_device_domain(d: &str) -> bool {
+    if d == "cpu" {
+        return true;
+    }
+    match d.split_once(':') {
+        Some((kind, n)) => {
+            !kind.is_empty()
+                && kind.len() <= 16
+                && kind.bytes().all(|b| b.is_ascii_lowercase())
+                && !n.is_empty()
+                && n.len() <= 4
+                && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
     }
 }
 
@@ -147,6 +180,19 @@ mod tests {
         assert_eq!(c.startup_timeout, Duration::from_secs(120));
         assert_eq!(c.precision, "f32");
         assert_eq!(c.batches_per_issue, None);
+        assert_eq!(c.domain, None);
+    }
+
+    #[test]
+    fn a_device_domain_is_taken_and_anything_else_refused() {
+        let c = parse("name = \"x\"\ncommand = [\"a\"]\ntimeout_s = 1\ndomain = \"npu:0\"\n").unwrap();
+        assert_eq!(c.domain.as_deref(), Some("npu:0"));
+        for bad in ["system", "dram", "NPU:0", "npu:", "npu:x", ":0", "npu:0:1"] {
+            let e = parse(&format!("name = \"x\"\ncommand = [\"a\"]\ntimeout_s = 1\ndomain = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`domain`") && e.contains("r.toml"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -84,6 +84,15 @@ impl RunnerSession {
                 hello.protocol
             )));
         }
+        if let (Some(ours), Some(theirs)) = (&cfg.domain, &hello.device.domain) {
+            if ours != theirs {
+                return Err(proc.fail(format!(
+                    "its TOML {} says its device's energy domain is {ours:?}, but its `hello` says {theirs:?}; \
+                     make them agree (or leave `domain` out of the TOML)",
+                    cfg.path.display()
+                )));
+            }
+        }
         Ok(RunnerSession {
             _work_dir: work_dir,
             _tracked: tracked,
@@ -107,9 +116,10 @@ impl RunnerSession {
         &self.precision
     }
 
-    /// The energy domain of the runner's device (`hello.device.domain`, default `accel:0`).
+    /// The energy domain of the runner's device: the TOML's `domain`, else `hello.device.domain`,
+    /// else `accel:0`.
     pub fn domain(&self) -> String {
-        self.hello.device.domain.clone().unwrap_or_else(|| "accel:0".into())
+        self.cfg.domain.clone().or_else(|| self.hello.device.domain.clone()).unwrap_or_else(|| "accel:0".into())
     }
 
     pub fn config(&self) -> &RunnerConfig {
