@@ -87,6 +87,17 @@ fn figures(rep: &Repeat) -> Result<(), String> {
     if !(total.is_finite() && (total > 0.0 || !resolved)) {
         return Err(format!("its energy is {total} J"));
     }
+    for (what, e) in [("energy", &rep.energy_j), ("dynamic energy", &rep.dynamic_energy_j)] {
+        // The total is the wall meter's where there is one (it covers every device), else the
+        // sum of the domains: anything else is an edited or broken file.
+        let (expect, from) = match e.by_domain.get("system") {
+            Some(w) => (w.0, "its system (wall meter) figure"),
+            None => (e.by_domain.values().map(|j| j.0).sum::<f64>(), "the sum of its domains"),
+        };
+        if (e.total.0 - expect).abs() > 1e-9 * e.total.0.abs().max(expect.abs()).max(1e-9) {
+            return Err(format!("its {what} total, {} J, is not {from}, {expect} J", e.total.0));
+        }
+    }
     for (domain, j) in &rep.energy_j.by_domain {
         if !j.0.is_finite() || j.0 < 0.0 {
             return Err(format!("its {domain} energy is {} J", j.0));

@@ -57,7 +57,7 @@ fn run_writes_a_valid_result_with_estimated_energy_and_a_trace() {
     let o = quick_run(&out, &["--workload", "digits-mlp-train", "--repeat", "2"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let r = RunResult::load(&out.join("digits-mlp-train.json")).unwrap();
-    assert_eq!(r.schema, "effbench.result/1");
+    assert_eq!(r.schema, "effbench.result/2");
     assert_eq!(r.repeats.len(), 2);
     assert!(r.repeats.iter().all(|x| x.valid && x.samples_to_target.is_some() && x.energy_j.total.0 > 0.0));
     assert_eq!(r.repeats.iter().map(|x| x.seed).collect::<Vec<_>>(), vec![0, 1]);

@@ -62,7 +62,18 @@ fn scaled_copy(src: &Path, dest_dir: &Path, factor: f64, edit: impl Fn(&mut serd
         for key in ["cpu_s", "wall_s", "energy_per_unit_j"] {
             r[key] = (r[key].as_f64().unwrap() * factor).into();
         }
-        r["energy_j"]["total"] = (r["energy_j"]["total"].as_f64().unwrap() * factor).into();
+        // Every energy figure, so the copy stays consistent: its total, its domains and its
+        // scopes (readers re-derive the scopes from the domains and refuse a mismatch).
+        let scale = |x: &mut serde_json::Value| *x = (x.as_f64().unwrap() * factor).into();
+        for key in ["energy_j", "dynamic_energy_j"] {
+            scale(&mut r[key]["total"]);
+            r[key]["by_domain"].as_object_mut().unwrap().values_mut().for_each(scale);
+        }
+        for s in r["energy_scopes"].as_object_mut().unwrap().values_mut() {
+            for key in ["total_j", "dynamic_j", "per_unit_j"] {
+                scale(&mut s[key]);
+            }
+        }
     }
     edit(&mut v);
     std::fs::create_dir_all(dest_dir).unwrap();
