@@ -9,8 +9,11 @@
 //! `--backend external:` runs inference workloads through a runner: see [`external`].
 
 mod external;
+mod kept;
 pub mod out;
 mod wall;
+
+use kept::Kept;
 
 use wall::{wall_begin, wall_end};
 
@@ -98,7 +101,19 @@ pub fn energy_label(sources: &[SourceInfo]) -> &'static str {
     }
 }
 
-pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Finished>> {
+/// Runs the plan. An error before any repeat began is bad input (exit 2, or 4 for what
+/// [`crate::error::classify`] says); once a repeat's work has begun, a failure (a runner that
+/// dies or misbehaves, a wall meter that stops answering, a write that fails) cuts the run
+/// short (exit 5): every repeat finished before it is already in its result file (written
+/// after each repeat), the one in progress is not, and the message says how many were kept.
+pub fn execute(plan: RunPlan, progress: &mut dyn Progress) -> crate::error::Result<Vec<Finished>> {
+    let planned = plan.workloads.len() * plan.repeats as usize;
+    let out_dir = plan.out_dir.clone();
+    let mut kept = Kept::default();
+    measure(plan, progress, &mut kept).map_err(|e| kept.error(e, planned, &out_dir))
+}
+
+fn measure(mut plan: RunPlan, progress: &mut dyn Progress, kept: &mut Kept) -> Result<Vec<Finished>> {
     if matches!(plan.backend, Backend::External(_)) {
         if let Some((spec, _)) = plan.workloads.iter().find(|(s, _)| s.kind == Kind::Train) {
             anyhow::bail!(
@@ -153,9 +168,9 @@ pub fn execute(mut plan: RunPlan, progress: &mut dyn Progress) -> Result<Vec<Fin
         let t = plan.threads.unwrap_or(spec.threads);
         threads::set(t);
         let peak = peaks.get(&t).copied();
-        let f =
-            run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, (&idle_begin, &idle_end), progress)
-                .with_context(|| format!("workload {}", spec.id))?;
+        let idle = (&idle_begin, &idle_end);
+        let f = run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, idle, progress, kept)
+            .with_context(|| format!("workload {}", spec.id))?;
         finished.push(f);
     }
     if let Some(w) = &plan.wall {
@@ -175,6 +190,7 @@ fn run_workload(
     idle_power: &BTreeMap<String, Watts>,
     idle: (&Mark, &Mark),
     progress: &mut dyn Progress,
+    kept: &mut Kept,
 ) -> Result<Finished> {
     let dev = plan.backend.device();
     let mut files = out::WorkloadFiles::new(&plan.out_dir, spec.id);
@@ -253,6 +269,7 @@ fn run_workload(
     // earlier result (--force) stays whole until the first repeat replaces it.
     files.check_writable()?;
 
+    kept.began = true;
     if plan.wall_ranging {
         ranging_pass(plan, spec, recipe, &mut work, progress)?;
     }
@@ -346,6 +363,7 @@ fn run_workload(
         result.repeats.push(repeat);
         result.summarise(0);
         files.write(&result, meter, idle, &windows)?;
+        kept.repeats += 1;
     }
     if let Work::External(runner) = work {
         runner.finish()?;
