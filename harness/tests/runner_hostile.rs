@@ -274,6 +274,12 @@ fn runner_dying_in_the_third_repeat_exits_5_and_keeps_two_repeats() {
     assert_eq!(res.repeats.iter().map(|r| r.seed).collect::<Vec<_>>(), [0, 1], "finished repeats only");
     assert!(res.repeats.iter().all(|r| r.valid));
     assert_eq!(res.summary["energy_j"].n, 2, "the summary covers the kept repeats");
+    // The trace has the finished repeats' segments, not the cut one's.
+    let trace = std::fs::read_to_string(r.dir.join(format!("{WORKLOAD}.trace.csv"))).unwrap();
+    let mut phases: Vec<&str> =
+        trace.lines().skip(1).filter_map(|l| l.split(',').nth(1)).filter(|p| *p != "idle").collect();
+    phases.dedup();
+    assert_eq!(phases, ["repeat-0", "repeat-1"], "{trace}");
     // Nothing half-written is left beside it.
     let hidden: Vec<_> = std::fs::read_dir(&r.dir)
         .unwrap()
