@@ -371,6 +371,10 @@ fn power_command_failing_mid_run_leaves_later_energy_unresolved_and_the_run_goes
     let all = util::both(&o);
     assert_eq!(o.status.code(), Some(0), "{all}");
     assert!(all.contains("UNRESOLVED"), "{all}");
+    // The progress lines say what failed, and never show the missing figure as 0 J.
+    let e = util::text(&o.stderr);
+    assert!(e.contains("seed 1: ") && e.contains("cpu energy UNRESOLVED (") && e.contains("device lost"), "{e}");
+    assert!(!e.contains(" 0.00 J") && !e.contains("-0.00 J"), "{e}");
     let r = RunResult::load(&json).unwrap();
     assert_eq!(r.repeats.len(), 3, "every repeat is kept");
     assert!(r.repeats.iter().all(|rep| rep.valid));
