@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::Exit;
 use crate::result::RunResult;
 use crate::verdict::{compare, CompareOptions, Comparison};
 
@@ -155,17 +156,13 @@ fn exists(p: &Path) -> bool {
     p.symlink_metadata().is_ok()
 }
 
-/// The exit code of a run compared with baselines: the worst verdict's (4 > 3 > 1 > 0, which
-/// is also their numeric order), or
-/// `None` when nothing was compared.
-pub fn worst_exit_code(comparisons: &[RunComparison]) -> Option<u8> {
-    comparisons
-        .iter()
-        .filter_map(|c| match c {
-            RunComparison::Compared { comparison, .. } => Some(comparison.overall.exit_code()),
-            RunComparison::NoBaseline { .. } => None,
-        })
-        .max()
+/// How a run compared with baselines ends: the worst verdict's (invalid > inconclusive > not
+/// met > met, [`Exit::worst`]), or `None` when nothing was compared.
+pub fn worst_exit(comparisons: &[RunComparison]) -> Option<Exit> {
+    Exit::worst_of(comparisons.iter().filter_map(|c| match c {
+        RunComparison::Compared { comparison, .. } => Some(comparison.overall.exit_code()),
+        RunComparison::NoBaseline { .. } => None,
+    }))
 }
 
 #[cfg(test)]
@@ -189,13 +186,13 @@ mod tests {
             }),
         };
         let none = RunComparison::NoBaseline { message: String::new() };
-        assert_eq!(worst_exit_code(std::slice::from_ref(&none)), None);
-        assert_eq!(worst_exit_code(&[c(Verdict::Met), none.clone()]), Some(0));
-        assert_eq!(worst_exit_code(&[c(Verdict::Met), c(Verdict::NotMet)]), Some(1));
+        assert_eq!(worst_exit(std::slice::from_ref(&none)), None);
+        assert_eq!(worst_exit(&[c(Verdict::Met), none.clone()]), Some(Exit::Ok));
+        assert_eq!(worst_exit(&[c(Verdict::Met), c(Verdict::NotMet)]), Some(Exit::NotMet));
         let inc = Verdict::Inconclusive { repeats_needed: Some(9) };
-        assert_eq!(worst_exit_code(&[c(Verdict::NotMet), c(inc.clone()), c(Verdict::Met)]), Some(3));
+        assert_eq!(worst_exit(&[c(Verdict::NotMet), c(inc.clone()), c(Verdict::Met)]), Some(Exit::Inconclusive));
         let invalid = Verdict::Invalid { reason: "x".into() };
-        assert_eq!(worst_exit_code(&[c(inc), c(invalid), none]), Some(4));
+        assert_eq!(worst_exit(&[c(inc), c(invalid), none]), Some(Exit::Invalid));
     }
 
     #[test]

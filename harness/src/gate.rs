@@ -253,7 +253,7 @@ pub struct GateReport {
     pub workloads: Vec<WorkloadGate>,
     /// Baselines with no candidate (not an error: a quick suite gated against full baselines).
     pub baselines_unused: Vec<String>,
-    pub exit_code: u8,
+    pub exit_code: crate::error::Exit,
 }
 
 impl GateReport {
@@ -366,7 +366,12 @@ pub fn gate_sets(
         }
     }
     let baselines_unused = baselines.keys().filter(|k| !candidates.contains_key(*k)).cloned().collect();
-    let mut report = GateReport { max_regression: opts.max_regression, workloads, baselines_unused, exit_code: 0 };
+    let mut report = GateReport {
+        max_regression: opts.max_regression,
+        workloads,
+        baselines_unused,
+        exit_code: crate::error::Exit::Ok,
+    };
     if report.gated() == 0 && report.count(|o| o.fails()) == 0 {
         let reasons: std::collections::BTreeSet<String> = report
             .cases()
@@ -383,15 +388,16 @@ pub fn gate_sets(
 
 /// 4 when a case is invalid (the candidate run is not a valid run), else 1 on a regression,
 /// else 3 when a case could not be decided, else 0.
-fn exit_code(r: &GateReport) -> u8 {
+fn exit_code(r: &GateReport) -> crate::error::Exit {
+    use crate::error::Exit;
     if r.count(|o| matches!(o, Outcome::Invalid { .. })) > 0 {
-        4
+        Exit::Invalid
     } else if r.count(|o| *o == Outcome::Regression) > 0 {
-        1
+        Exit::NotMet
     } else if r.count(|o| matches!(o, Outcome::Undecided { .. })) > 0 {
-        3
+        Exit::Inconclusive
     } else {
-        0
+        Exit::Ok
     }
 }
 

@@ -29,10 +29,10 @@ static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static WRITES: RwLock<()> = RwLock::new(());
 
-/// The exit code for an interrupt by `signal` (128 + its number: 130 for SIGINT, 143 for
-/// SIGTERM).
-pub fn exit_code(signal: i32) -> i32 {
-    128 + signal
+/// Ends the process as an interrupt by `signal` ends it ([`Exit::Interrupted`]: 130 for
+/// SIGINT, 143 for SIGTERM).
+fn exit(signal: i32) -> ! {
+    std::process::exit(i32::from(crate::error::Exit::Interrupted(signal).code()))
 }
 
 /// Installs the SIGINT and SIGTERM handlers and starts the watcher thread (once per process;
@@ -107,7 +107,7 @@ fn watch(read: libc::c_int) {
     for p in lock(&PATHS).iter() {
         let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
     }
-    std::process::exit(exit_code(sig));
+    exit(sig);
 }
 
 /// SIGTERM to every group, SIGKILL after [`GRACE`] to those still there.
@@ -152,7 +152,7 @@ pub fn wait_if_interrupted() {
         return;
     }
     std::thread::sleep(GRACE * 10);
-    std::process::exit(exit_code(sig));
+    exit(sig);
 }
 
 /// Registers a child's process group (the child was spawned with `process_group(0)`, so its

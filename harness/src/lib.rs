@@ -6,6 +6,7 @@ pub mod baseline;
 #[cfg(feature = "criterion")]
 pub mod bench;
 pub mod cli;
+pub mod error;
 pub mod export;
 pub mod fsutil;
 pub mod gate;

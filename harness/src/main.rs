@@ -16,11 +16,13 @@ fn main() -> ExitCode {
     let outcome = dispatch(cli);
     // An interrupt's own exit code (130/143) wins over what the interrupted work returned.
     effbench::interrupt::wait_if_interrupted();
-    match outcome {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(f) => {
-            eprintln!("effbench: error: {:#}", f.error);
-            ExitCode::from(f.code as u8)
+    // The one place an outcome becomes the process's exit code.
+    let exit = match outcome {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("effbench: error: {e}");
+            e.exit()
         }
-    }
+    };
+    ExitCode::from(exit.code())
 }

@@ -120,13 +120,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Process exit code: 0 met, 1 not met, 3 inconclusive, 4 invalid or incomparable.
-    pub fn exit_code(&self) -> u8 {
+    /// How the process ends on this verdict: 0 met, 1 not met, 3 inconclusive, 4 invalid or
+    /// incomparable.
+    pub fn exit_code(&self) -> crate::error::Exit {
+        use crate::error::Exit;
         match self {
-            Verdict::Met => 0,
-            Verdict::NotMet => 1,
-            Verdict::Inconclusive { .. } => 3,
-            Verdict::Invalid { .. } | Verdict::Incomparable { .. } => 4,
+            Verdict::Met => Exit::Ok,
+            Verdict::NotMet => Exit::NotMet,
+            Verdict::Inconclusive { .. } => Exit::Inconclusive,
+            Verdict::Invalid { .. } | Verdict::Incomparable { .. } => Exit::Invalid,
         }
     }
 

@@ -342,3 +342,48 @@ fn sigterm_during_a_runner_run_stops_the_runner_removes_its_work_dir_and_exits_1
     assert!(kept >= seen && kept < 500, "{kept} repeats kept, {seen} seen before the signal");
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
+
+// --- 6. a sensor failing mid-run --------------------------------------------------------
+
+/// Issue 10, item 6, the meter's side: a `--power-command` that starts failing after the
+/// first repeat does not stop the run (a reading that fails is a gap in the measurement, and
+/// the source may come back): every repeat is kept, those whose window holds a failed reading
+/// have that domain's energy unresolved with the command's error (never judged by `compare` or
+/// `gate`), the table says UNRESOLVED, and the exit code is the run's usual one (0 here). A wall
+/// meter that goes away mid-run, by contrast, stops the run with exit 5
+/// (tests/ptd_e2e.rs), as does a runner (tests/runner_hostile.rs).
+#[test]
+fn power_command_failing_mid_run_leaves_later_energy_unresolved_and_the_run_goes_on() {
+    let dir = util::tempdir("pc-fails");
+    let out = dir.path().join("out");
+    let json = out.join(format!("{INFER}.json"));
+    // Good until the first repeat is written, then failing for good.
+    let cmd = format!("if [ -e {} ]; then echo 'npu-smi: device lost' >&2; exit 1; fi; echo 5 W", json.display());
+    let sysfs = util::tempdir("pc-fails-sysfs"); // empty: the command is the cpu's only source
+    let o = util::effbench()
+        .env("EFFBENCH_SYSFS_ROOT", sysfs.path())
+        .args(["run", "--workload", INFER, "--repeat", "3", "--idle-secs", "0.2", "--peak-secs", "0"])
+        .args(["--min-window-secs", "0.3", "--power-command", &cmd, "--power-command-domain", "cpu"])
+        .args(["--power-command-interval", "0.05", "--power-command-timeout", "1"])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = util::both(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("UNRESOLVED"), "{all}");
+    // The progress lines say what failed, and never show the missing figure as 0 J.
+    let e = util::text(&o.stderr);
+    assert!(e.contains("seed 1: ") && e.contains("cpu energy UNRESOLVED (") && e.contains("device lost"), "{e}");
+    assert!(!e.contains(" 0.00 J") && !e.contains("-0.00 J"), "{e}");
+    let r = RunResult::load(&json).unwrap();
+    assert_eq!(r.repeats.len(), 3, "every repeat is kept");
+    assert!(r.repeats.iter().all(|rep| rep.valid));
+    let first = &r.repeats[0];
+    assert!(first.unresolved_energy.is_empty(), "{:?}", first.unresolved_energy);
+    assert!(first.energy_j.by_domain["cpu"].0 > 0.0);
+    for rep in &r.repeats[1..] {
+        let u = &rep.unresolved_energy;
+        assert!(u.len() == 1 && u[0].domain == "cpu" && u[0].reason.contains("npu-smi: device lost"), "{u:?}");
+        assert!(!rep.energy_j.by_domain.contains_key("cpu"), "an incomplete figure is left out");
+    }
+}

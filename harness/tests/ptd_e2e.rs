@@ -164,3 +164,21 @@ fn ptd_unreachable_meter_fails_before_any_work() {
         .collect();
     assert!(files.is_empty(), "nothing written: {files:?}");
 }
+
+/// Issue 10, item 6: a wall meter that goes away mid-run (the daemon's connection closes after
+/// a few seconds) cuts the run short: exit 5, not 2; the repeats finished before are in the
+/// result file and the message says what failed and how many were kept.
+#[test]
+fn wall_meter_lost_mid_run_cuts_the_run_short_and_keeps_finished_repeats() {
+    let out = util::tempdir("ptd-lost");
+    let fake = FakePtd::start(Script { lifetime: Duration::from_secs(8), ..script(Profile::Constant(100.0)) });
+    let o = run(&fake, out.path(), &["--repeat", "1000"]);
+    let stderr = util::text(&o.stderr);
+    assert_eq!(o.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("wall meter:") && stderr.contains("run cut short: "), "{stderr}");
+    let r = RunResult::load(&out.path().join("digits-mlp-train.json")).unwrap();
+    let kept = r.repeats.len();
+    assert!((1..1000).contains(&kept), "{kept}");
+    assert!(stderr.contains(&format!("{kept} of 1000 repeats finished and are kept")), "{stderr}");
+    assert!(r.repeats.iter().all(|rep| rep.wall_meter.is_some()), "every kept repeat is complete");
+}

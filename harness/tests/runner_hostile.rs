@@ -12,9 +12,9 @@ use effbench::result::RunResult;
 
 const WORKLOAD: &str = "fmnist-mlp-infer";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+mod util;
+
+use util::repo;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("effbench-runner-{}-{name}", std::process::id()));
@@ -83,10 +83,23 @@ fn hostile(name: &str, mode: &str, timeout_s: f64, env: &[(&str, &str)]) -> Ran 
     run_with(&dir, &toml, WORKLOAD, "2", env)
 }
 
-/// The run failed with exit 2 and an error that names the runner and says `what`.
+/// The run failed before any repeat began: exit 2 (bad input: the runner is broken or
+/// misconfigured), with an error that names the runner and says `what`.
 fn assert_refused(r: &Ran, mode: &str, what: &[&str]) {
+    assert_failed(r, 2, mode, what);
+}
+
+/// The runner failed after the first repeat began: exit 5 (cut short), with an error that
+/// names the runner, says `what` and how many repeats were kept.
+fn assert_cut_short(r: &Ran, mode: &str, what: &[&str]) {
+    assert_failed(r, 5, mode, what);
     let e = r.stderr();
-    assert_eq!(r.code(), Some(2), "{e}");
+    assert!(e.contains("run cut short: ") && e.contains(" repeats finished and are kept in "), "{e}");
+}
+
+fn assert_failed(r: &Ran, code: i32, mode: &str, what: &[&str]) {
+    let e = r.stderr();
+    assert_eq!(r.code(), Some(code), "{e}");
     assert!(e.contains(&format!("runner \"hostile-{mode}\"")), "{e}");
     assert!(e.contains("last message sent:") && e.contains("last message received:"), "{e}");
     for w in what {
@@ -218,20 +231,20 @@ fn runner_that_never_answers_is_stopped_with_its_process_group() {
 #[test]
 fn runner_that_stops_answering_mid_run_is_stopped_by_the_watchdog() {
     let r = hostile("silent-issue", "silent-issue", 0.3, &[]);
-    assert_refused(&r, "silent-issue", &["no reply to `issue`", "watchdog", "\"op\":\"issue\""]);
+    assert_cut_short(&r, "silent-issue", &["no reply to `issue`", "watchdog", "\"op\":\"issue\""]);
 }
 
 #[test]
 fn late_answer_is_not_waited_for() {
     let r = hostile("late", "late", 0.3, &[("HOSTILE_LATE_S", "30")]);
-    assert_refused(&r, "late", &["no reply to `issue`"]);
+    assert_cut_short(&r, "late", &["no reply to `issue`"]);
     assert!(r.elapsed < Duration::from_secs(25), "waited for the late answer: {:?}", r.elapsed);
 }
 
 #[test]
 fn garbage_on_stdout_is_refused_and_quoted() {
     let r = hostile("garbage", "garbage", 2.0, &[]);
-    assert_refused(&r, "garbage", &["not a JSON object", "Loading NPU firmware"]);
+    assert_cut_short(&r, "garbage", &["not a JSON object", "Loading NPU firmware"]);
 }
 
 #[test]
@@ -239,10 +252,42 @@ fn crash_mid_run_keeps_the_finished_repeats() {
     let dir = tmp("crash");
     let toml = hostile_toml(&dir, "crash", 2.0, 5.0);
     let r = run_with(&dir, &toml, WORKLOAD, "3", &[]);
-    assert_refused(&r, "crash", &["closed stdout", "exit status: 3", "segmentation fault (on purpose)", "`issue`"]);
+    assert_cut_short(&r, "crash", &["closed stdout", "exit status: 3", "segmentation fault (on purpose)", "`issue`"]);
+    assert!(r.stderr().contains("1 of 3 repeats finished"), "{}", r.stderr());
     let res = r.result(WORKLOAD);
     assert_eq!(res.repeats.len(), 1, "the repeat finished before the crash stays in the file");
     assert!(res.repeats[0].valid);
+}
+
+/// Issue 10, item 6: a runner that dies during the third repeat cuts the run short (exit 5,
+/// not 2: the input was fine); the two finished repeats are in the result file, the third is
+/// not, and the message names the runner and says what was kept.
+#[test]
+fn runner_dying_in_the_third_repeat_exits_5_and_keeps_two_repeats() {
+    let dir = tmp("crash-third");
+    let toml = hostile_toml(&dir, "crash", 2.0, 5.0);
+    let r = run_with(&dir, &toml, WORKLOAD, "4", &[("HOSTILE_CRASH_AT", "3")]);
+    assert_cut_short(&r, "crash", &["closed stdout", "segmentation fault (on purpose)", "workload fmnist-mlp-infer"]);
+    let e = r.stderr();
+    assert!(e.contains(&format!("2 of 4 repeats finished and are kept in {}", r.dir.display())), "{e}");
+    let res = r.result(WORKLOAD);
+    assert_eq!(res.repeats.iter().map(|r| r.seed).collect::<Vec<_>>(), [0, 1], "finished repeats only");
+    assert!(res.repeats.iter().all(|r| r.valid));
+    assert_eq!(res.summary["energy_j"].n, 2, "the summary covers the kept repeats");
+    // The trace has the finished repeats' segments, not the cut one's.
+    let trace = std::fs::read_to_string(r.dir.join(format!("{WORKLOAD}.trace.csv"))).unwrap();
+    let mut phases: Vec<&str> =
+        trace.lines().skip(1).filter_map(|l| l.split(',').nth(1)).filter(|p| *p != "idle").collect();
+    phases.dedup();
+    assert_eq!(phases, ["repeat-0", "repeat-1"], "{trace}");
+    // Nothing half-written is left beside it.
+    let hidden: Vec<_> = std::fs::read_dir(&r.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 }
 
 #[test]
@@ -277,23 +322,23 @@ fn output_written_outside_the_named_path_is_refused() {
     let outside = dir.join("stolen.bin");
     let toml = hostile_toml(&dir, "leak-outside", 2.0, 5.0);
     let r = run_with(&dir, &toml, WORKLOAD, "1", &[("HOSTILE_OUTSIDE", outside.to_str().unwrap())]);
-    assert_refused(&r, "leak-outside", &["stolen.bin", "effbench named", "write only where they are told"]);
+    assert_cut_short(&r, "leak-outside", &["stolen.bin", "effbench named", "write only where they are told"]);
 }
 
 #[test]
 fn files_left_behind_are_refused() {
     let r = hostile("leave-files", "leave-files", 2.0, &[]);
-    assert_refused(&r, "leave-files", &["left files", ".partial"]);
+    assert_cut_short(&r, "leave-files", &["left files", ".partial"]);
     let r = hostile("leave-work-file", "leave-work-file", 2.0, &[]);
-    assert_refused(&r, "leave-work-file", &["left files in its work directory", "compile-cache.bin"]);
+    assert_cut_short(&r, "leave-work-file", &["left files in its work directory", "compile-cache.bin"]);
 }
 
 #[test]
 fn outputs_of_the_wrong_shape_or_size_are_refused() {
     let r = hostile("bad-shape", "bad-shape", 2.0, &[]);
-    assert_refused(&r, "bad-shape", &["shape [1000, 9]", "expected float32 with shape [1000, 10]"]);
+    assert_cut_short(&r, "bad-shape", &["shape [1000, 9]", "expected float32 with shape [1000, 10]"]);
     let r = hostile("short-file", "short-file", 2.0, &[]);
-    assert_refused(&r, "short-file", &["has 39996 bytes", "40000 bytes"]);
+    assert_cut_short(&r, "short-file", &["has 39996 bytes", "40000 bytes"]);
 }
 
 #[test]
@@ -302,7 +347,7 @@ fn runner_ignoring_sigterm_is_killed_after_the_grace() {
     let pid_file = dir.join("grandchild.pid");
     let toml = hostile_toml(&dir, "ignore-term", 0.3, 5.0);
     let r = run_with(&dir, &toml, WORKLOAD, "1", &[("HOSTILE_PID_FILE", pid_file.to_str().unwrap())]);
-    assert_refused(&r, "ignore-term", &["no reply to `issue`"]);
+    assert_cut_short(&r, "ignore-term", &["no reply to `issue`"]);
     // SIGTERM is ignored, so effbench waits the 5 s grace before SIGKILL, and no longer.
     assert!(r.elapsed >= Duration::from_secs(5), "{:?}", r.elapsed);
     assert!(r.elapsed < Duration::from_secs(30), "{:?}", r.elapsed);

@@ -5,7 +5,8 @@ use clap::{Args, Subcommand};
 
 use super::run::{plan, RunArgs, Suite};
 use super::sensors::MeterArgs;
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
+use crate::error::{Error, Exit};
 
 #[derive(Args, Debug)]
 pub struct BaselineArgs {
@@ -54,14 +55,14 @@ pub fn main(args: BaselineArgs) -> CliResult {
     let BaselineCommand::Record(a) = args.command;
     super::run::install_interrupts()?;
     if a.repeat < 5 {
-        return Err(Failure::usage(anyhow!("--repeat {}: a baseline needs at least 5 repeats", a.repeat)));
+        return Err(Error::bad_input(anyhow!("--repeat {}: a baseline needs at least 5 repeats", a.repeat)));
     }
     if a.repeat > crate::run::MAX_REPEATS {
-        return Err(Failure::usage(anyhow!("--repeat {}: at most {} repeats", a.repeat, crate::run::MAX_REPEATS)));
+        return Err(Error::bad_input(anyhow!("--repeat {}: at most {} repeats", a.repeat, crate::run::MAX_REPEATS)));
     }
     let system = a.system.clone().unwrap_or_else(crate::system::this_host_class);
     if system.is_empty() || system.contains(['/', '\\']) || system.starts_with('.') {
-        return Err(Failure::usage(anyhow!("--system {system:?} must be a plain folder name")));
+        return Err(Error::bad_input(anyhow!("--system {system:?} must be a plain folder name")));
     }
     let target_dir = a.dir.join(&system);
     let staging = target_dir.join(format!(".record-{}", std::process::id()));
@@ -98,10 +99,10 @@ pub fn main(args: BaselineArgs) -> CliResult {
         .collect();
     if !existing.is_empty() && !a.force {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(Failure::usage(anyhow!("baseline exists (use --force to replace it): {}", existing.join(", "))));
+        return Err(Error::bad_input(anyhow!("baseline exists (use --force to replace it): {}", existing.join(", "))));
     }
     let mut progress = crate::report::progress::for_stderr();
-    let finished = crate::run::execute(plan, progress.as_mut()).map_err(|e| Failure { code: Exit::Usage, error: e })?;
+    let finished = crate::run::execute(plan, progress.as_mut())?;
     let mut invalid = false;
     for f in &finished {
         let dest = target_dir.join(format!("{}.json", f.result.workload.id));

@@ -3,10 +3,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
+use crate::error::Error;
 use crate::report::compare::{render_markdown, render_text};
 use crate::result::RunResult;
-use crate::verdict::{compare, CompareOptions, Resource, Verdict};
+use crate::verdict::{compare, CompareOptions, Resource};
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -34,13 +35,13 @@ pub struct CompareArgs {
     pub markdown: Option<PathBuf>,
 }
 
-fn load(path: &Path) -> Result<RunResult, Failure> {
-    RunResult::load(path).map_err(Failure::usage)
+fn load(path: &Path) -> Result<RunResult, Error> {
+    RunResult::load(path).map_err(Error::bad_input)
 }
 
 pub fn main(args: CompareArgs) -> CliResult {
     if !(args.target > 0.0 && args.target < 1.0) {
-        return Err(Failure::usage(anyhow::anyhow!(
+        return Err(Error::bad_input(anyhow::anyhow!(
             "--target must be between 0 and 1 (0.5 = 50% less), got {}",
             args.target
         )));
@@ -48,9 +49,9 @@ pub fn main(args: CompareArgs) -> CliResult {
     let candidate = load(&args.candidate)?;
     let baseline = load(&args.baseline)?;
     for (path, r) in [(&args.candidate, &candidate), (&args.baseline, &baseline)] {
-        crate::validity::check_file(r, path).map_err(|e| Failure { code: Exit::Invalid, error: e.into() })?;
+        crate::validity::check_file(r, path)?;
     }
-    crate::baseline::check_usable(&args.baseline, &baseline).map_err(Failure::usage)?;
+    crate::baseline::check_usable(&args.baseline, &baseline).map_err(Error::bad_input)?;
     let opts = CompareOptions {
         target: args.target,
         resources: args.resources.clone(),
@@ -67,10 +68,5 @@ pub fn main(args: CompareArgs) -> CliResult {
         crate::fsutil::write_atomic(path, render_markdown(&c).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(match c.overall {
-        Verdict::Met => Exit::Ok,
-        Verdict::NotMet => Exit::NotMet,
-        Verdict::Inconclusive { .. } => Exit::Inconclusive,
-        Verdict::Invalid { .. } | Verdict::Incomparable { .. } => Exit::Invalid,
-    })
+    Ok(c.overall.exit_code())
 }

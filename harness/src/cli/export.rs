@@ -5,7 +5,8 @@ use effbench_models::data::DataConfig;
 use effbench_models::{Kind, WorkloadSpec};
 
 use super::run::Suite;
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
+use crate::error::{Error, Exit};
 use crate::export;
 
 #[derive(Args, Debug)]
@@ -47,6 +48,6 @@ pub fn main(args: ExportArgs) -> CliResult {
             e.dir.display()
         );
     })
-    .map_err(Failure::usage)?;
+    .map_err(Error::bad_input)?;
     Ok(Exit::Ok)
 }

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 use clap::Args;
 
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
+use crate::error::Error;
 use crate::gate::{gate_sets, load_results, GateMetric, GateOptions};
 
 #[derive(Args, Debug)]
@@ -41,18 +42,18 @@ pub struct GateArgs {
 
 pub fn main(args: GateArgs) -> CliResult {
     if !(args.max_regression >= 0.0 && args.max_regression < 10.0) {
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::bad_input(anyhow!(
             "--max-regression must be a fraction between 0 and 10 (0.05 = 5%), got {}",
             args.max_regression
         )));
     }
-    let candidates = load_results(&args.candidate).map_err(Failure::usage)?;
-    let baselines = load_results(&args.baseline).map_err(Failure::usage)?;
+    let candidates = load_results(&args.candidate).map_err(Error::bad_input)?;
+    let baselines = load_results(&args.baseline).map_err(Error::bad_input)?;
     for (path, r) in candidates.values().chain(baselines.values()) {
-        crate::validity::check_file(r, path).map_err(|e| Failure { code: Exit::Invalid, error: e.into() })?;
+        crate::validity::check_file(r, path)?;
     }
     for (path, base) in candidates.keys().filter_map(|id| baselines.get(id)) {
-        crate::baseline::check_usable(path, base).map_err(Failure::usage)?;
+        crate::baseline::check_usable(path, base).map_err(Error::bad_input)?;
     }
     let opts = GateOptions {
         max_regression: args.max_regression,
@@ -61,7 +62,7 @@ pub fn main(args: GateArgs) -> CliResult {
         scope: args.scope,
         ..Default::default()
     };
-    let report = gate_sets(&candidates, &baselines, &opts).map_err(Failure::usage)?;
+    let report = gate_sets(&candidates, &baselines, &opts).map_err(Error::bad_input)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -71,10 +72,5 @@ pub fn main(args: GateArgs) -> CliResult {
         crate::fsutil::write_atomic(path, crate::report::junit::render(&report).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(match report.exit_code {
-        0 => Exit::Ok,
-        1 => Exit::NotMet,
-        3 => Exit::Inconclusive,
-        _ => Exit::Invalid,
-    })
+    Ok(report.exit_code)
 }

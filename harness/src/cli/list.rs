@@ -1,7 +1,8 @@
 use clap::Args;
 use effbench_models::{Kind, WORKLOADS};
 
-use super::{CliResult, Exit};
+use super::CliResult;
+use crate::error::Exit;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {

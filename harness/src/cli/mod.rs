@@ -13,36 +13,11 @@ pub mod weights;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes, the CI contract (README.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    NotMet = 1,
-    Usage = 2,
-    Inconclusive = 3,
-    Invalid = 4,
-}
+use crate::error::{Error, Exit};
 
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: Exit,
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { code: Exit::Usage, error: error.into() }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::usage(e)
-    }
-}
-
-pub type CliResult = Result<Exit, Failure>;
+/// What every subcommand returns: how it ended, or an error carrying its exit code
+/// ([`crate::error`]).
+pub type CliResult = Result<Exit, Error>;
 
 #[derive(Parser, Debug)]
 #[command(

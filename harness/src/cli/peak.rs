@@ -2,8 +2,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{CliResult, Exit};
+use super::CliResult;
 use crate::backend::Backend;
+use crate::error::{Error, Exit};
 
 #[derive(Args, Debug)]
 pub struct PeakArgs {
@@ -23,7 +24,7 @@ pub struct PeakArgs {
 pub fn main(args: PeakArgs) -> CliResult {
     let backend: Backend = args.backend.parse()?;
     if !(args.secs.is_finite() && args.secs > 0.0 && args.secs <= 3600.0) {
-        return Err(super::Failure::usage(anyhow::anyhow!(
+        return Err(Error::bad_input(anyhow::anyhow!(
             "--secs must be a number of seconds in (0, 3600], got {}",
             args.secs
         )));

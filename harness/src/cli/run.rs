@@ -6,9 +6,10 @@ use clap::{Args, ValueEnum};
 use effbench_models::data::DataConfig;
 use effbench_models::{Kind, WorkloadSpec};
 
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
 use crate::backend::Backend;
 use crate::baseline::{BaselineSpec, RunComparison};
+use crate::error::{Error, Exit};
 use crate::run::out::OutDir;
 use crate::run::{self, RunPlan};
 use crate::sensor::{discover, fake::FakePower, Sensor, Status};
@@ -101,9 +102,9 @@ pub const DEFAULT_RECIPE: &str = "baseline";
 
 /// A flag's number of seconds: finite and `>= 0` (`Duration` refuses NaN, negatives and
 /// values too large to hold).
-fn secs(v: f64, flag: &str) -> Result<Duration, Failure> {
+fn secs(v: f64, flag: &str) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(v)
-        .map_err(|_| Failure::usage(anyhow!("{flag} must be a finite number of seconds >= 0, got {v}")))
+        .map_err(|_| Error::bad_input(anyhow!("{flag} must be a finite number of seconds >= 0, got {v}")))
 }
 
 fn default_out() -> PathBuf {
@@ -114,8 +115,8 @@ fn default_out() -> PathBuf {
 
 /// Creates and locks `--out`, proving it writable before any work starts (see [`OutDir`]),
 /// and says on stderr which stale temporary files it removed.
-fn open_out(dir: &Path, force: bool) -> Result<OutDir, Failure> {
-    let out = OutDir::open(dir, force).map_err(Failure::usage)?;
+fn open_out(dir: &Path, force: bool) -> Result<OutDir, Error> {
+    let out = OutDir::open(dir, force).map_err(Error::bad_input)?;
     if !out.removed_stale.is_empty() {
         eprintln!(
             "effbench: removed {} temporary file(s) an interrupted run left in {}: {}",
@@ -127,25 +128,25 @@ fn open_out(dir: &Path, force: bool) -> Result<OutDir, Failure> {
     Ok(out)
 }
 
-pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Result<RunPlan, Failure> {
+pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Result<RunPlan, Error> {
     let backend: Backend = args.backend.parse()?;
     // Numbers first: a NaN or negative window must not cost a sensor discovery.
     let idle = secs(args.idle_secs, "--idle-secs")?;
     let peak_duration = secs(args.peak_secs, "--peak-secs")?;
     secs(args.min_window_secs, "--min-window-secs")?;
     if !(crate::meter::SAMPLE_HZ_RANGE.contains(&args.sample_hz)) {
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::bad_input(anyhow!(
             "--sample-hz must be a number of samples per second in 1..=1000, got {}",
             args.sample_hz
         )));
     }
-    args.meter.check().map_err(|e| Failure::usage(anyhow!(e)))?;
+    args.meter.check().map_err(|e| Error::bad_input(anyhow!(e)))?;
     let threads = match args.threads {
-        Some(n) => Some(crate::threads::check(n, "--threads").map_err(|e| Failure::usage(anyhow!(e)))?),
+        Some(n) => Some(crate::threads::check(n, "--threads").map_err(|e| Error::bad_input(anyhow!(e)))?),
         None => crate::threads::from_env()
             .map(|n| crate::threads::check(n, "RAYON_NUM_THREADS"))
             .transpose()
-            .map_err(|e| Failure::usage(anyhow!(e)))?,
+            .map_err(|e| Error::bad_input(anyhow!(e)))?,
     };
     let specs: Vec<&'static WorkloadSpec> = if args.workloads.is_empty() {
         WorkloadSpec::suite(matches!(args.suite, Some(Suite::Full)))
@@ -161,12 +162,12 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
             Kind::Train => match spec.recipe(&args.recipe) {
                 Ok(r) => workloads.push((spec, Some(r))),
                 Err(effbench_models::ModelError::UnknownRecipe { .. }) => missing.push(spec.id),
-                Err(e) => return Err(Failure::usage(e)),
+                Err(e) => return Err(Error::bad_input(e)),
             },
         }
     }
     if args.recipe != DEFAULT_RECIPE && !any_training {
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::bad_input(anyhow!(
             "--recipe {:?}: recipes apply to training workloads, and only inference workloads were \
              selected ({}); drop --recipe, or add a training workload (`effbench list`)",
             args.recipe,
@@ -178,7 +179,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
             Err(e) => e.to_string(),
             Ok(_) => format!("recipe {:?} could not be loaded for {first}", args.recipe),
         };
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::bad_input(anyhow!(
             "{e}\n(no recipe {:?} for: {}; pick workloads with --workload)",
             args.recipe,
             missing.join(", ")
@@ -186,14 +187,17 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
     }
     if let Some(d) = &args.data_dir {
         if !d.join("train-images-idx3-ubyte.gz").exists() {
-            return Err(Failure::usage(anyhow!(
+            return Err(Error::bad_input(anyhow!(
                 "--data-dir {}: no train-images-idx3-ubyte.gz there (expected the Fashion-MNIST IDX files)",
                 d.display()
             )));
         }
     }
     if !(args.plant_slowdown >= 0.0 && args.plant_slowdown <= 10.0) {
-        return Err(Failure::usage(anyhow!("--plant-slowdown must be between 0 and 10, got {}", args.plant_slowdown)));
+        return Err(Error::bad_input(anyhow!(
+            "--plant-slowdown must be between 0 and 10, got {}",
+            args.plant_slowdown
+        )));
     }
     let out_dir = args.out.unwrap_or_else(default_out);
     let out_lock = open_out(&out_dir, args.force)?;
@@ -210,7 +214,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
                     Some(Status::Unavailable { reason }) => reason.clone(),
                     other => format!("{other:?}"),
                 };
-                return Err(Failure::usage(anyhow!("--meter: cannot use the wall meter: {why}")));
+                return Err(Error::bad_input(anyhow!("--meter: cannot use the wall meter: {why}")));
             }
             wall = wall_windows;
             // The user named this command: a run must not quietly fall back to the estimate.
@@ -218,24 +222,21 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
                 match candidates.iter().find(|c| c.kind == "command").map(|c| &c.status) {
                     Some(Status::Ok) => {}
                     Some(Status::Unavailable { reason }) => {
-                        return Err(Failure::usage(anyhow!(
+                        return Err(Error::bad_input(anyhow!(
                             "--power-command: cannot use `{cmd}`: {reason}\n(fix the command — try it in a \
                              shell — or leave --power-command out to meter with the other sources)"
                         )))
                     }
-                    other => return Err(Failure::usage(anyhow!("--power-command: cannot use `{cmd}`: {other:?}"))),
+                    other => return Err(Error::bad_input(anyhow!("--power-command: cannot use `{cmd}`: {other:?}"))),
                 }
             }
             let missing = discover::unmeasured_domains(&candidates, &opts.backend_domains);
             if args.require_measured && !missing.is_empty() {
-                return Err(Failure {
-                    code: Exit::Invalid,
-                    error: anyhow!(
-                        "--require-measured: no measured energy source for {} (only an estimate); \
-                         `effbench sensors` lists what was found and how to fix what was not",
-                        missing.join(", ")
-                    ),
-                });
+                return Err(Error::invalid(anyhow!(
+                    "--require-measured: no measured energy source for {} (only an estimate); \
+                     `effbench sensors` lists what was found and how to fix what was not",
+                    missing.join(", ")
+                )));
             }
             discover::take_sensors(&mut candidates, &opts)
         }
@@ -276,8 +277,9 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
 
 /// SIGINT/SIGTERM stop runners and power commands and exit 130/143 (see [`crate::interrupt`]);
 /// installed before the plan, which may already start a power command.
-pub fn install_interrupts() -> Result<(), Failure> {
-    crate::interrupt::install().map_err(|e| Failure::usage(anyhow!("cannot install the SIGINT/SIGTERM handlers: {e}")))
+pub fn install_interrupts() -> Result<(), Error> {
+    crate::interrupt::install()
+        .map_err(|e| Error::bad_input(anyhow!("cannot install the SIGINT/SIGTERM handlers: {e}")))
 }
 
 pub fn main(args: RunArgs) -> CliResult {
@@ -287,11 +289,11 @@ pub fn main(args: RunArgs) -> CliResult {
     let plan = plan(args, std::env::args().collect(), crate::ALLOCATOR)?;
     if let Some(b) = &baseline {
         let ids: Vec<&str> = plan.workloads.iter().map(|(w, _)| w.id).collect();
-        b.check(&ids).map_err(|e| Failure::usage(anyhow!(e)))?;
+        b.check(&ids).map_err(|e| Error::bad_input(anyhow!(e)))?;
     }
     let out_dir = plan.out_dir.clone();
     let mut progress = crate::report::progress::for_stderr();
-    let finished = run::execute(plan, progress.as_mut()).map_err(|e| Failure { code: Exit::Usage, error: e })?;
+    let finished = run::execute(plan, progress.as_mut())?;
     let results: Vec<&crate::result::RunResult> = finished.iter().map(|f| &f.result).collect();
     if json {
         let items: Vec<serde_json::Value> = finished
@@ -327,7 +329,7 @@ pub fn main(args: RunArgs) -> CliResult {
         let opts = crate::verdict::CompareOptions::default();
         let mut compared = Vec::new();
         for r in &results {
-            let c = b.compare(r, &opts).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let c = b.compare(r, &opts).map_err(|e| Error::bad_input(anyhow!(e)))?;
             match &c {
                 RunComparison::Compared { baseline, comparison } => {
                     let text = crate::report::compare::render_text(comparison);
@@ -348,13 +350,8 @@ pub fn main(args: RunArgs) -> CliResult {
             }
             compared.push(c);
         }
-        if let Some(code) = crate::baseline::worst_exit_code(&compared) {
-            return Ok(match code.max(if invalid.is_empty() { 0 } else { 4 }) {
-                0 => Exit::Ok,
-                1 => Exit::NotMet,
-                3 => Exit::Inconclusive,
-                _ => Exit::Invalid,
-            });
+        if let Some(exit) = crate::baseline::worst_exit(&compared) {
+            return Ok(exit.worst(if invalid.is_empty() { Exit::Ok } else { Exit::Invalid }));
         }
     }
     if !invalid.is_empty() {

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{CliResult, Exit};
+use super::CliResult;
+use crate::error::{Error, Exit};
 use crate::sensor::command::{CommandMode, CommandOptions, CommandUnit};
 use crate::sensor::discover::{discover, unmeasured_domains, DiscoverOptions};
 use crate::sensor::{Candidate, Status};
@@ -128,7 +129,7 @@ fn status_text(c: &Candidate) -> (String, String) {
 }
 
 pub fn main(args: SensorsArgs) -> CliResult {
-    args.meter.check().map_err(|e| super::Failure::usage(anyhow::anyhow!(e)))?;
+    args.meter.check().map_err(|e| Error::bad_input(anyhow::anyhow!(e)))?;
     let opts = args.meter.options(&["cpu"]);
     let candidates = discover(&opts);
     if args.json {

@@ -5,7 +5,8 @@ use clap::Args;
 use effbench_models::data::DataConfig;
 use effbench_models::{train, Kind, WorkloadSpec};
 
-use super::{CliResult, Exit, Failure};
+use super::CliResult;
+use crate::error::{Error, Exit};
 
 #[derive(Args, Debug)]
 pub struct WeightsArgs {
@@ -31,7 +32,7 @@ pub struct WeightsArgs {
 pub fn main(args: WeightsArgs) -> CliResult {
     let spec = WorkloadSpec::get(&args.workload)?;
     if spec.kind != Kind::Train {
-        return Err(Failure::usage(anyhow!("{} is not a training workload", spec.id)));
+        return Err(Error::bad_input(anyhow!("{} is not a training workload", spec.id)));
     }
     let recipe = spec.recipe(&args.recipe)?;
     let data = DataConfig::discover(args.data_dir.as_deref());
@@ -49,10 +50,7 @@ pub fn main(args: WeightsArgs) -> CliResult {
         eprintln!("effbench: {} samples: quality {:.4}", e.samples, e.quality)
     })?;
     if !out.reached && args.samples.is_none() {
-        return Err(Failure {
-            code: Exit::Invalid,
-            error: anyhow!("{} did not reach its target; no weights written", spec.id),
-        });
+        return Err(Error::invalid(anyhow!("{} did not reach its target; no weights written", spec.id)));
     }
     let dir = args.out.unwrap_or_else(effbench_models::infer::default_weights_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

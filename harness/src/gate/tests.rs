@@ -138,18 +138,18 @@ fn sets_are_matched_by_workload_and_exit_codes_follow_the_worst_case() {
     // x unchanged, z has no baseline: passes, and says so.
     let c = set(&[run("x", &SEEDS, Provenance::Measured), run("z", &SEEDS, Provenance::Measured)]);
     let r = gate_sets(&c, &b, &opts).unwrap();
-    assert_eq!(r.exit_code, 0);
+    assert_eq!(r.exit_code, crate::error::Exit::Ok);
     assert_eq!(r.baselines_unused, ["fmnist-cnn-train"], "y");
     let z = r.workloads.iter().find(|w| w.workload == "ae-machine-train").unwrap();
     assert!(matches!(&z.cases[0].outcome, Outcome::Skipped { reason } if reason.contains("no baseline")));
     // x regressed: 1.
     let c = set(&[run("x", &scaled(1.2), Provenance::Measured)]);
-    assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, 1);
+    assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, crate::error::Exit::NotMet);
     // y invalid beside x's regression: 4.
     let mut y = run("y", &SEEDS, Provenance::Measured);
     miss_target(&mut y, 0);
     let c = set(&[run("x", &scaled(1.2), Provenance::Measured), y]);
-    assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, 4);
+    assert_eq!(gate_sets(&c, &b, &opts).unwrap().exit_code, crate::error::Exit::Invalid);
     // Nothing matched, or nothing comparable: an error, not a pass of nothing.
     let c = set(&[run("z", &SEEDS, Provenance::Measured)]);
     assert!(matches!(gate_sets(&c, &b, &opts), Err(GateError::NothingMatched { .. })));
@@ -169,7 +169,7 @@ fn three_repeats_a_side_cannot_decide_a_doubled_time_and_the_gate_fails() {
         assert!(c.outcome.fails(), "never a pass");
     }
     let r = gate_sets(&set(&[cand]), &set(&[base]), &GateOptions::default()).unwrap();
-    assert_eq!(r.exit_code, 3);
+    assert_eq!(r.exit_code, crate::error::Exit::Inconclusive);
 }
 
 #[test]

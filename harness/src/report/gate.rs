@@ -1,5 +1,6 @@
 //! The gate's table for the terminal.
 
+use crate::error::Exit;
 use crate::gate::{GateReport, Outcome};
 use crate::report::compare::pct;
 
@@ -54,9 +55,9 @@ pub fn render_text(r: &GateReport) -> String {
     out += &format!(
         "gate: {} ({} regression, {} invalid, {} improved, {} no change, {} skipped{})\n",
         match r.exit_code {
-            0 => "PASSED",
-            4 => "FAILED (invalid run)",
-            3 => "FAILED (cannot decide: too few repeats)",
+            Exit::Ok => "PASSED",
+            Exit::Invalid => "FAILED (invalid run)",
+            Exit::Inconclusive => "FAILED (cannot decide: too few repeats)",
             _ => "FAILED (regression)",
         },
         n(&|o| *o == Outcome::Regression),

@@ -37,7 +37,17 @@ pub fn describe(r: &Repeat, label: &str) -> String {
         (false, _) => s += &format!("INVALID: {}", r.invalid_reason.as_deref().unwrap_or("?")),
     }
     let e = if label == "estimated" { "ESTIMATED" } else { label };
-    s + &format!(", {:.2} s, {:.2} J {e}", r.wall_s.0, r.energy_j.total.0)
+    s += &format!(", {:.2} s", r.wall_s.0);
+    // A domain whose energy could not be measured completely (a sensor that failed mid-run)
+    // is said with its reason, never shown as 0 J.
+    if !r.energy_j.by_domain.is_empty() {
+        s += &format!(", {:.2} J {e}", r.energy_j.total.0);
+    }
+    if let Some(first) = r.unresolved_energy.first() {
+        let domains: Vec<&str> = r.unresolved_energy.iter().map(|u| u.domain.as_str()).collect();
+        s += &format!(", {} energy UNRESOLVED ({})", domains.join(", "), first.reason);
+    }
+    s
 }
 
 struct Lines;

@@ -167,7 +167,7 @@ fn a_third_of_the_baseline_is_met() {
         assert!(row.ci95[1] - row.ci95[0] < 0.1, "{row:?}");
         assert_eq!((row.n_baseline, row.n_candidate), (10, 10));
     }
-    assert_eq!(c.overall.exit_code(), 0);
+    assert_eq!(c.overall.exit_code(), crate::error::Exit::Ok);
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn nine_tenths_of_the_baseline_is_not_met() {
     assert_eq!(c.overall, Verdict::NotMet, "{c:#?}");
     assert_eq!(c.resources.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [Resource::Energy, Resource::Data]);
     assert!(c.resources.iter().all(|(_, v)| *v == Verdict::NotMet));
-    assert_eq!(c.overall.exit_code(), 1);
+    assert_eq!(c.overall.exit_code(), crate::error::Exit::NotMet);
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn half_the_baseline_with_noise_is_inconclusive_with_a_repeat_count() {
         Verdict::Inconclusive { repeats_needed: Some(n) } => assert!((11..=MAX_REPEATS_NEEDED).contains(n), "{n}"),
         other => panic!("expected inconclusive with a count, got {other:?}"),
     }
-    assert_eq!(c.overall.exit_code(), 3);
+    assert_eq!(c.overall.exit_code(), crate::error::Exit::Inconclusive);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn an_invalid_candidate_repeat_makes_everything_invalid() {
         other => panic!("expected invalid, got {other:?}"),
     }
     assert!(c.resources.iter().all(|(_, v)| matches!(v, Verdict::Invalid { .. })));
-    assert_eq!(c.overall.exit_code(), 4);
+    assert_eq!(c.overall.exit_code(), crate::error::Exit::Invalid);
 }
 
 #[test]
@@ -290,7 +290,7 @@ fn measured_against_estimated_energy_is_incomparable_but_data_is_judged() {
     }
     assert_eq!(*data, Verdict::Met);
     assert!(matches!(c.overall, Verdict::Incomparable { .. }));
-    assert_eq!(c.overall.exit_code(), 4);
+    assert_eq!(c.overall.exit_code(), crate::error::Exit::Invalid);
 }
 
 #[test]
