@@ -97,6 +97,26 @@ fn measured_against_estimated_energy_is_skipped_and_the_rest_is_gated() {
 }
 
 #[test]
+fn energy_is_gated_at_the_scope_asked_for_and_a_scope_not_measured_is_skipped() {
+    let cand = run("w", &scaled(1.10), Provenance::Measured);
+    let w = gate_one(&cand, &base(), &GateOptions::default());
+    let scope = w.energy_scope.as_ref().expect("a scope both sides measured");
+    assert_eq!(
+        (scope.scope, scope.candidate_domains.as_slice()),
+        (crate::scope::Scope::Device, &["cpu".to_string()][..])
+    );
+    assert_eq!(w.cases[0].outcome, Outcome::Regression);
+    let wall = GateOptions { scope: Some(crate::scope::Scope::Wall), ..Default::default() };
+    let w = gate_one(&cand, &base(), &wall);
+    let Outcome::Skipped { reason } = &w.cases[0].outcome else { panic!("{w:#?}") };
+    assert!(
+        reason.starts_with("incomparable energy at wall scope: the candidate did not measure wall scope"),
+        "{reason}"
+    );
+    assert!(w.energy_scope.is_none());
+}
+
+#[test]
 fn different_recipes_and_planted_slowdowns_warn() {
     let mut cand = run("w", &SEEDS, Provenance::Measured);
     cand.recipe.name = "efficient".into();
