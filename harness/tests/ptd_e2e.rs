@@ -95,7 +95,7 @@ fn lost_samples_leave_wall_energy_unresolved_and_compare_refuses_to_judge_it() {
     let p = path.to_str().unwrap();
     let c = util::run(&["compare", p, "--baseline", p]);
     let text = util::both(&c);
-    assert!(text.contains("unresolved system energy"), "{text}");
+    assert!(text.contains("at wall scope: candidate: repeat 1 (seed 0): system energy is unresolved"), "{text}");
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn unresolved(r: &RunResult, s: Scope) -> Option<String> {
     let valid: Vec<&Repeat> = r.repeats.iter().filter(|x| crate::validity::is_valid(r, x)).collect();
     for rep in &valid {
         if let Some(why) = repeat_scope(r, rep, s).and_then(|e| e.unresolved) {
-            return Some(format!("repeat {} has unresolved {s} energy: {why}", rep.seed));
+            return Some(format!("repeat {} (seed {}): {why}", rep_index(r, rep), rep.seed));
         }
     }
     let period = scope_sources(r, s).iter().map(|x| x.update_period_s).fold(0.0, f64::max);
@@ -177,6 +177,11 @@ fn unresolved(r: &RunResult, s: Scope) -> Option<String> {
              {period} s, so energy is not resolved (use a longer workload or a faster source)"
         )
     })
+}
+
+/// 1-based position of `rep` in `r.repeats`.
+fn rep_index(r: &RunResult, rep: &Repeat) -> usize {
+    r.repeats.iter().position(|x| std::ptr::eq(x, rep)).map_or(0, |i| i + 1)
 }
 
 /// The energy metric's name and each repeat's value at scope `s`: energy to target for

@@ -153,7 +153,11 @@ fn an_unresolved_repeat_makes_its_scope_incomparable() {
     let mut g = gpu_box(&TEN);
     g.repeats[3].unresolved_energy.push(UnresolvedEnergy { domain: "gpu:0".into(), reason: "NVML read failed".into() });
     let e = choose(&g, &gpu_box(&TEN), Some(Scope::Device)).unwrap_err();
-    assert!(e.reason.starts_with("candidate: repeat 3 has unresolved device energy"), "{}", e.reason);
+    assert!(
+        e.reason.starts_with("candidate: repeat 4 (seed 3): gpu:0 energy is unresolved: NVML read failed"),
+        "{}",
+        e.reason
+    );
 }
 
 #[test]
