@@ -1,0 +1,504 @@
+//! The checks of one result file and the files beside it (trace, recipe, exported model).
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::energy::{self, Trace};
+use super::{CheckOptions, Feedback, Finding};
+use crate::bundle::fsafe;
+use crate::result::{RunResult, WorkloadKind};
+use crate::sensor::Provenance;
+
+/// The most rows a trace may have (1 kHz for 10 hours).
+pub const MAX_TRACE_ROWS: usize = 36_000_000;
+/// MLPerf Power's bound on a wall meter's uncertainty, percent.
+pub const MAX_WALL_UNCERTAINTY_PCT: f64 = 1.0;
+/// Converging in fewer samples than this fraction of the baseline's fewest is flagged.
+pub const SUSPICIOUS_CONVERGENCE: f64 = 0.5;
+
+pub(super) struct Ctx<'a> {
+    pub root: &'a Path,
+    /// Files whose hash matched the manifest.
+    pub good: &'a BTreeSet<String>,
+    pub opts: &'a CheckOptions,
+}
+
+/// Every check of the result at `rel`; the verdict against `--baseline` when asked.
+pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Option<Feedback> {
+    let text = match fsafe::read_text(ctx.root, Path::new(rel), fsafe::MAX_TEXT_BYTES) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Finding::fail("schema", rel, e, "ship the result file as `effbench run` wrote it"));
+            return None;
+        }
+    };
+    let r = match RunResult::from_json(&text, Path::new(rel)) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(Finding::fail("schema", rel, e.to_string(), "ship the result file as `effbench run` wrote it"));
+            return None;
+        }
+    };
+    out.push(Finding::pass(
+        "schema",
+        rel,
+        format!("{} ({}, {} repeats)", crate::result::SCHEMA, r.workload.id, r.repeats.len()),
+    ));
+    let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+    validity(&r, rel, out);
+    repeats(&r, rel, out);
+    sources(&r, rel, out);
+    windows(&r, rel, out);
+    let trace_rel = format!("{dir}/{}.trace.csv", r.workload.id);
+    match read_trace(ctx, &trace_rel) {
+        Ok(trace) => trace_energy(&r, rel, &trace_rel, &trace, out),
+        Err(e) => {
+            out.push(Finding::fail("energy", &trace_rel, e, "ship the trace `effbench run` wrote beside the result"))
+        }
+    }
+    recipe(ctx, &r, rel, dir, out);
+    runner(ctx, &r, rel, dir, out);
+    convergence(ctx, &r, rel, out);
+    feedback(ctx, &r, rel, out)
+}
+
+fn validity(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    let fix = "re-run the workload; a flag must agree with the numbers it describes";
+    let mut bad = 0;
+    for (i, rep) in r.repeats.iter().enumerate() {
+        let found = crate::validity::numbers(r, rep);
+        let msg = match (&found, rep.valid) {
+            (Err(why), true) => format!("repeat {} (seed {}) says it is valid, but {why}", i + 1, rep.seed),
+            (Ok(()), false) => {
+                format!("repeat {} (seed {}) says it is invalid, but its numbers meet every rule", i + 1, rep.seed)
+            }
+            (Err(why), false) => {
+                out.push(Finding::warn(
+                    "validity",
+                    rel,
+                    format!("repeat {} (seed {}) is invalid: {why}", i + 1, rep.seed),
+                    "re-run it; invalid repeats are never judged",
+                ));
+                continue;
+            }
+            (Ok(()), true) => continue,
+        };
+        bad += 1;
+        out.push(Finding::fail("validity", rel, msg, fix));
+    }
+    if bad == 0 {
+        out.push(Finding::pass(
+            "validity",
+            rel,
+            "every repeat's validity recomputed from its quality, samples, time and energy agrees with its flag",
+        ));
+    }
+}
+
+fn repeats(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    let seeds: BTreeSet<u64> = r.repeats.iter().map(|x| x.seed).collect();
+    let n = r.repeats.len();
+    let min = crate::validity::MIN_REPEATS;
+    if n < min || seeds.len() < n {
+        out.push(Finding::fail(
+            "repeats",
+            rel,
+            format!(
+                "{n} repeats with {} distinct seeds; at least {min}, each with its own seed, are needed",
+                seeds.len()
+            ),
+            "run with --repeat 5 or more",
+        ));
+    } else {
+        out.push(Finding::pass("repeats", rel, format!("{n} repeats, distinct seeds")));
+    }
+    match r.planted_slowdown {
+        Some(f) => out.push(Finding::fail(
+            "planted",
+            rel,
+            format!("made with --plant-slowdown {f} (a testing flag): not a genuine measurement"),
+            "re-run without --plant-slowdown",
+        )),
+        None => out.push(Finding::pass("planted", rel, "no planted slowdown")),
+    }
+}
+
+fn sources(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    let mut ok = true;
+    for s in &r.energy_sources {
+        if s.kind == "estimate" && s.provenance != Provenance::Estimated {
+            ok = false;
+            out.push(Finding::fail(
+                "provenance",
+                rel,
+                format!("source {} is an estimate but is labelled {}", s.id, s.provenance),
+                "an estimate must be labelled estimated; re-run",
+            ));
+        } else if s.kind == "fake" || s.kind == "fake-counter" {
+            out.push(Finding::warn(
+                "provenance",
+                rel,
+                format!("source {} is a fake sensor (testing only), not a measurement", s.id),
+                "measure with a real source",
+            ));
+        }
+    }
+    for (i, rep) in r.repeats.iter().enumerate() {
+        let Some(w) = &rep.wall_meter else { continue };
+        match w.uncertainty.max_pct {
+            Some(p) if p <= MAX_WALL_UNCERTAINTY_PCT => {}
+            other => {
+                ok = false;
+                let what = other.map_or("unknown".to_string(), |p| format!("{p}%"));
+                out.push(Finding::fail("uncertainty", rel, format!("repeat {} (seed {}): the wall meter's worst uncertainty is {what}, above MLPerf Power's {MAX_WALL_UNCERTAINTY_PCT}%", i + 1, rep.seed), "fix the analyzer's ranges (--meter-ranging) and re-run"));
+            }
+        }
+    }
+    if ok {
+        out.push(Finding::pass(
+            "provenance",
+            rel,
+            "no estimate labelled measured; every wall-meter window within 1% uncertainty",
+        ));
+    }
+}
+
+fn windows(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    let mut ok = true;
+    for (i, rep) in r.repeats.iter().enumerate() {
+        let window = rep.wall_s.0 * f64::from(rep.passes.unwrap_or(1));
+        let unresolved: BTreeSet<&str> = rep.unresolved_energy.iter().map(|u| u.domain.as_str()).collect();
+        for s in r.energy_sources.iter().filter(|s| s.update_period_s > 0.0 && !unresolved.contains(s.domain.as_str()))
+        {
+            if window < s.update_period_s {
+                ok = false;
+                out.push(Finding::fail(
+                    "window",
+                    rel,
+                    format!(
+                        "repeat {} (seed {}): its window of {window:.3} s is shorter than {}'s update period of {} s",
+                        i + 1,
+                        rep.seed,
+                        s.id,
+                        s.update_period_s
+                    ),
+                    "measure longer windows (--min-window-secs, or a larger workload)",
+                ));
+            }
+        }
+    }
+    if ok {
+        out.push(Finding::pass("window", rel, "every window at least its energy sources' update period"));
+    }
+}
+
+fn read_trace(ctx: &Ctx, rel: &str) -> Result<Trace, String> {
+    if !ctx.good.contains(rel) {
+        return Err("no trace whose hash matches the manifest".into());
+    }
+    let (f, _) = fsafe::open(ctx.root, Path::new(rel), fsafe::MAX_FILE_BYTES)?;
+    energy::integrate(BufReader::new(f.take(fsafe::MAX_FILE_BYTES)), MAX_TRACE_ROWS).map_err(|e| format!("{rel}: {e}"))
+}
+
+fn trace_energy(r: &RunResult, rel: &str, trace_rel: &str, trace: &Trace, out: &mut Vec<Finding>) {
+    let fix = "ship the result and trace as one run wrote them; energy must be what the trace integrates to";
+    let before = out.len();
+    for l in &trace.split_labels {
+        out.push(Finding::fail("energy", trace_rel, format!("segment {l:?} appears twice, apart"), fix));
+    }
+    let labels: BTreeSet<String> = r.repeats.iter().map(|x| format!("repeat-{}", x.seed)).collect();
+    for s in trace.segments.iter().filter(|s| s.label.starts_with("repeat-") && !labels.contains(&s.label)) {
+        out.push(Finding::fail(
+            "energy",
+            trace_rel,
+            format!("segment {:?} belongs to no repeat of {rel} (a removed repeat?)", s.label),
+            fix,
+        ));
+    }
+    let mut skipped = BTreeSet::new();
+    for (i, rep) in r.repeats.iter().enumerate() {
+        let who = format!("repeat {} (seed {})", i + 1, rep.seed);
+        let Some(seg) = trace.segment(&format!("repeat-{}", rep.seed)) else {
+            out.push(Finding::fail(
+                "energy",
+                rel,
+                format!("{who} has no segment repeat-{} in its trace", rep.seed),
+                fix,
+            ));
+            continue;
+        };
+        let passes = rep.passes.unwrap_or(1);
+        let window = rep.wall_s.0 * f64::from(passes);
+        if (seg.duration() - window).abs() > 2e-6 * f64::from(passes) + 1e-9 * window {
+            out.push(Finding::fail(
+                "energy",
+                rel,
+                format!(
+                    "{who}: wall time {:.6} s, but its trace window lasts {:.6} s",
+                    rep.wall_s.0,
+                    seg.duration() / f64::from(passes)
+                ),
+                fix,
+            ));
+        }
+        for (d, j) in &rep.energy_j.by_domain {
+            let Some(sums) = trace.sums(seg, d) else {
+                skipped.insert(d.clone());
+                continue;
+            };
+            if sums.missing > 0 {
+                out.push(Finding::fail(
+                    "energy",
+                    rel,
+                    format!("{who}: {d} has {} empty trace rows, yet its energy is given as complete", sums.missing),
+                    fix,
+                ));
+            } else if let Err(e) = energy::matches(j.0, sums, passes) {
+                out.push(Finding::fail("energy", rel, format!("{who}: {d} energy {:.6} J, but {e}", j.0), fix));
+            }
+        }
+        consistency(r, rep, &who, rel, out);
+    }
+    idle(r, rel, trace, out);
+    for d in skipped {
+        out.push(Finding::warn(
+            "energy",
+            rel,
+            format!("domain {d} is not in the meter's trace (a wall meter or runner telemetry): not re-derived"),
+            "nothing to fix; its figure is taken as reported",
+        ));
+    }
+    if out[before..].iter().all(|f| f.status != super::Status::Fail) {
+        out.push(Finding::pass("energy", rel, format!("every repeat's window and energy re-integrated from {trace_rel} within its resolution (1e-6 s, 1e-4 W per row)")));
+    }
+}
+
+/// Total, average power, energy per unit and dynamic energy against the per-domain figures.
+fn consistency(r: &RunResult, rep: &crate::result::Repeat, who: &str, rel: &str, out: &mut Vec<Finding>) {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) + 1e-12;
+    let e = &rep.energy_j;
+    let expect = e.by_domain.get("system").map_or_else(|| e.by_domain.values().map(|j| j.0).sum(), |s| s.0);
+    let fix = "re-run; derived figures must follow from the measured ones";
+    if !close(e.total.0, expect) {
+        out.push(Finding::fail(
+            "energy",
+            rel,
+            format!("{who}: total {} J is not the sum of its domains, {expect} J", e.total.0),
+            fix,
+        ));
+    }
+    if !close(rep.avg_power_w.0, e.total.0 / rep.wall_s.0)
+        || !close(rep.energy_per_unit_j.0, e.total.0 / rep.units_processed.max(1) as f64)
+    {
+        out.push(Finding::fail(
+            "energy",
+            rel,
+            format!(
+                "{who}: average power or energy per unit does not follow from {} J over {} s and {} units",
+                e.total.0, rep.wall_s.0, rep.units_processed
+            ),
+            fix,
+        ));
+    }
+    for (d, dynamic) in &rep.dynamic_energy_j.by_domain {
+        let (Some(total), Some(idle)) = (e.by_domain.get(d), r.idle_power_w.get(d)) else { continue };
+        let want = total.0 - idle.0 * rep.wall_s.0;
+        if (dynamic.0 - want).abs() > 1e-9 * total.0.abs() + 1e-9 {
+            out.push(Finding::fail(
+                "energy",
+                rel,
+                format!("{who}: dynamic {d} energy {} J is not total minus idle power × time, {want} J", dynamic.0),
+                fix,
+            ));
+        }
+    }
+}
+
+/// Idle power per domain against the trace's idle segment.
+fn idle(r: &RunResult, rel: &str, trace: &Trace, out: &mut Vec<Finding>) {
+    let derived = energy::idle_power(trace);
+    for (d, w) in &r.idle_power_w {
+        let Some(&(rect, trap, tol)) = derived.get(d) else { continue };
+        let tol = tol + 1e-9 * w.0.abs() + 1e-12;
+        if (w.0 - rect).abs() > tol && (w.0 - trap).abs() > tol {
+            out.push(Finding::fail("energy", rel, format!("idle {d} power {} W, but the trace's idle window gives {rect:.6} W (counter rule) or {trap:.6} W (trapezoid)", w.0), "ship the result and trace as one run wrote them"));
+        }
+    }
+}
+
+fn recipe(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
+    if r.workload.kind != WorkloadKind::Train {
+        return;
+    }
+    let path = format!("{dir}/recipe.toml");
+    let fix = "ship the recipe the run used (`effbench submit` copies it)";
+    if !ctx.good.contains(&path) {
+        return out.push(Finding::fail(
+            "recipe",
+            &path,
+            format!("no recipe (with a matching hash) for {rel}'s recipe {:?}", r.recipe.name),
+            fix,
+        ));
+    }
+    match fsafe::hash_file(ctx.root, Path::new(&path)) {
+        Ok((sha, _)) if sha == r.recipe.sha256 => out.push(Finding::pass(
+            "recipe",
+            &path,
+            format!("recipe {:?}: SHA-256 matches the result's", r.recipe.name),
+        )),
+        Ok((sha, _)) => out.push(Finding::fail(
+            "recipe",
+            &path,
+            format!("SHA-256 {sha}, but {rel} was run with recipe {:?} of SHA-256 {}", r.recipe.name, r.recipe.sha256),
+            fix,
+        )),
+        Err(e) => out.push(Finding::fail("recipe", &path, e, fix)),
+    }
+}
+
+fn runner(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
+    if r.backend.kind != "external" {
+        return;
+    }
+    let edir = format!("{dir}/export/{}", r.workload.id);
+    let fix = "ship the exported model and reference outputs (`effbench submit` writes them)";
+    let mrel = format!("{edir}/manifest.json");
+    let m = fsafe::read(ctx.root, Path::new(&mrel), 1 << 20)
+        .and_then(|b| serde_json::from_slice::<crate::export::Manifest>(&b).map_err(|e| format!("{mrel}: {e}")));
+    let m = match m {
+        Ok(m) if ctx.good.contains(&mrel) && m.schema == crate::export::SCHEMA => m,
+        Ok(_) => {
+            return out.push(Finding::fail(
+                "runner",
+                &mrel,
+                "not an effbench.export/1 manifest matching the bundle's",
+                fix,
+            ))
+        }
+        Err(e) => return out.push(Finding::fail("runner", &mrel, e, fix)),
+    };
+    let mut ok = true;
+    for (file, sha) in
+        [(&m.model.file, &m.model.sha256), (&m.input.file, &m.input.sha256), (&m.output.file, &m.output.sha256)]
+    {
+        let p = format!("{edir}/{file}");
+        match fsafe::inside(file).and_then(|_| fsafe::hash_file(ctx.root, Path::new(&p))) {
+            Ok((h, _)) if &h == sha => {}
+            Ok((h, _)) => {
+                ok = false;
+                out.push(Finding::fail(
+                    "runner",
+                    &p,
+                    format!(
+                        "SHA-256 {h}, but the export manifest says {sha}: not the model / reference effbench exported"
+                    ),
+                    fix,
+                ));
+            }
+            Err(e) => {
+                ok = false;
+                out.push(Finding::fail("runner", &p, e, fix));
+            }
+        }
+    }
+    for (i, rep) in r.repeats.iter().enumerate() {
+        let Some(run) = &rep.runner else { continue };
+        if run.precision == "f32" && (run.max_rel_error.is_nan() || run.max_rel_error > m.f32_tolerance) {
+            ok = false;
+            out.push(Finding::fail(
+                "runner",
+                rel,
+                format!(
+                    "repeat {} (seed {}): outputs deviate {} from the reference, over the f32 tolerance {}",
+                    i + 1,
+                    rep.seed,
+                    run.max_rel_error,
+                    m.f32_tolerance
+                ),
+                "fix the runner's numerics",
+            ));
+        }
+    }
+    if ok {
+        out.push(Finding::pass(
+            "runner",
+            &edir,
+            "exported model, inputs and reference outputs match their hashes; outputs within tolerance",
+        ));
+    }
+}
+
+/// The baseline for `r`'s workload: `--baseline DIR/<workload>.json`, else the shipped one for
+/// the result's system class.
+fn baseline_for(ctx: &Ctx, r: &RunResult) -> Option<(std::path::PathBuf, RunResult)> {
+    let file = format!("{}.json", r.workload.id);
+    let path = match &ctx.opts.baseline {
+        Some(d) if d.is_file() => d.clone(),
+        Some(d) => d.join(&file),
+        None => {
+            let shipped = ctx.opts.shipped_baselines.clone().unwrap_or_else(|| {
+                let here = std::path::PathBuf::from("baselines");
+                if here.is_dir() {
+                    here
+                } else {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../baselines")
+                }
+            });
+            shipped.join(r.system.host_class()).join(&file)
+        }
+    };
+    let b = RunResult::load(&path).ok()?;
+    (b.workload.id == r.workload.id).then_some((path, b))
+}
+
+fn convergence(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    if r.workload.kind != WorkloadKind::Train {
+        return;
+    }
+    let Some((path, b)) = baseline_for(ctx, r) else {
+        return out.push(Finding::warn(
+            "convergence",
+            rel,
+            "no baseline for this system and workload: convergence not compared",
+            "pass --baseline DIR",
+        ));
+    };
+    let min = |x: &RunResult| {
+        x.repeats.iter().filter(|p| crate::validity::is_valid(x, p)).filter_map(|p| p.samples_to_target).min()
+    };
+    match (min(r), min(&b)) {
+        (Some(c), Some(base)) if (c as f64) < SUSPICIOUS_CONVERGENCE * base as f64 => out.push(Finding::warn(
+            "convergence",
+            rel,
+            format!("reached the target in {c} samples, under {:.0}% of the baseline's fewest ({base}, {}, recipe {:?}): a broken evaluation?", SUSPICIOUS_CONVERGENCE * 100.0, path.display(), b.recipe.name),
+            "check the evaluation (held-out data, metric) before claiming this",
+        )),
+        (Some(c), Some(base)) => out.push(Finding::pass("convergence", rel, format!("fewest samples to target {c}, baseline's fewest {base}"))),
+        _ => {}
+    }
+}
+
+fn feedback(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Finding>) -> Option<Feedback> {
+    ctx.opts.baseline.as_ref()?;
+    let Some((path, b)) = baseline_for(ctx, r) else {
+        out.push(Finding::warn(
+            "verdict",
+            rel,
+            format!("no baseline for {} under --baseline", r.workload.id),
+            "add <workload>.json to the baseline directory",
+        ));
+        return None;
+    };
+    let c = crate::verdict::compare(r, &b, &crate::verdict::CompareOptions::default());
+    let rows =
+        c.rows.iter().map(|m| (m.metric.clone(), m.reduction, m.ci95[0], m.ci95[1], m.verdict.to_string())).collect();
+    Some(Feedback {
+        workload: r.workload.id.clone(),
+        result: rel.to_string(),
+        baseline: path.display().to_string(),
+        energy_label: c.energy_label.clone(),
+        overall: c.overall.to_string(),
+        rows,
+    })
+}
