@@ -348,3 +348,38 @@ fn with_a_baseline_the_feedback_names_each_verdict_also_in_markdown() {
     assert!(md.contains("## Verdicts") && md.contains("### digits-mlp-train: "), "{md}");
     assert!(md.contains("| samples_to_target |"), "{md}");
 }
+
+/// A named edit of a result and the finding it must give.
+type Case = (&'static str, fn(&mut serde_json::Value), &'static [&'static str]);
+
+#[test]
+fn an_estimate_labelled_measured_a_planted_slowdown_and_a_loose_wall_meter_fail() {
+    let cases: [Case; 3] = [
+        (
+            "estimate",
+            |v| v["energy_sources"][0]["kind"] = "estimate".into(),
+            &["fail", "provenance", "source fake:cpu is an estimate but is labelled measured"],
+        ),
+        ("planted", |v| v["planted_slowdown"] = 0.2.into(), &["fail", "planted", "--plant-slowdown 0.2"]),
+        (
+            "wall",
+            |v| v["repeats"][2]["wall_meter"] = serde_json::json!({ "mark": "m", "uncertainty": { "status": "known", "max_pct": 2.5, "limit_pct": 1.0, "reply": "" } }),
+            &[
+                "fail",
+                "uncertainty",
+                "repeat 3 (seed 2): the wall meter's worst uncertainty is 2.5%, above MLPerf Power's 1%",
+            ],
+        ),
+    ];
+    for (name, edit, expected) in cases {
+        let d = tempdir(&format!("bundle-{name}"));
+        let (_, infer) = fixture();
+        let b = submit(d.path(), &[infer], &[]);
+        let rel = result_rel(&b, INFER);
+        edit_json(&b.join(&rel), edit);
+        rehash(&b, &rel).unwrap();
+        let mut parts = expected.to_vec();
+        parts.push(&rel);
+        assert_finding(&check(&b, &[]), 4, &parts);
+    }
+}

@@ -4,6 +4,7 @@
 //! [`super::render`]; this module only judges.
 
 mod energy;
+mod refs;
 mod result;
 
 pub use energy::{integrate, DomainSum, Segment, Trace};

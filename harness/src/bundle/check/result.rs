@@ -5,17 +5,16 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::energy::{self, Trace};
+use super::refs;
 use super::{CheckOptions, Feedback, Finding};
 use crate::bundle::fsafe;
-use crate::result::{RunResult, WorkloadKind};
+use crate::result::RunResult;
 use crate::sensor::Provenance;
 
 /// The most rows a trace may have (1 kHz for 10 hours).
 pub const MAX_TRACE_ROWS: usize = 36_000_000;
 /// MLPerf Power's bound on a wall meter's uncertainty, percent.
 pub const MAX_WALL_UNCERTAINTY_PCT: f64 = 1.0;
-/// Converging in fewer samples than this fraction of the baseline's fewest is flagged.
-pub const SUSPICIOUS_CONVERGENCE: f64 = 0.5;
 
 pub(super) struct Ctx<'a> {
     pub root: &'a Path,
@@ -57,10 +56,10 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
             out.push(Finding::fail("energy", &trace_rel, e, "ship the trace `effbench run` wrote beside the result"))
         }
     }
-    recipe(ctx, &r, rel, dir, out);
-    runner(ctx, &r, rel, dir, out);
-    convergence(ctx, &r, rel, out);
-    feedback(ctx, &r, rel, out)
+    refs::recipe(ctx, &r, rel, dir, out);
+    refs::runner(ctx, &r, rel, dir, out);
+    refs::convergence(ctx, &r, rel, out);
+    refs::feedback(ctx, &r, rel, out)
 }
 
 fn validity(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
@@ -99,7 +98,16 @@ fn validity(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
 fn repeats(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
     let seeds: BTreeSet<u64> = r.repeats.iter().map(|x| x.seed).collect();
     let n = r.repeats.len();
+    let valid = r.repeats.iter().filter(|x| crate::validity::is_valid(r, x)).count();
     let min = crate::validity::MIN_REPEATS;
+    if valid < min {
+        out.push(Finding::fail(
+            "repeats",
+            rel,
+            format!("{valid} of {n} repeats are valid by their numbers; at least {min} are needed"),
+            "run more repeats (--repeat) until 5 are valid",
+        ));
+    }
     if n < min || seeds.len() < n {
         out.push(Finding::fail(
             "repeats",
@@ -110,8 +118,8 @@ fn repeats(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
             ),
             "run with --repeat 5 or more",
         ));
-    } else {
-        out.push(Finding::pass("repeats", rel, format!("{n} repeats, distinct seeds")));
+    } else if valid >= min {
+        out.push(Finding::pass("repeats", rel, format!("{n} repeats ({valid} valid), distinct seeds")));
     }
     match r.planted_slowdown {
         Some(f) => out.push(Finding::fail(
@@ -325,180 +333,4 @@ fn idle(r: &RunResult, rel: &str, trace: &Trace, out: &mut Vec<Finding>) {
             out.push(Finding::fail("energy", rel, format!("idle {d} power {} W, but the trace's idle window gives {rect:.6} W (counter rule) or {trap:.6} W (trapezoid)", w.0), "ship the result and trace as one run wrote them"));
         }
     }
-}
-
-fn recipe(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
-    if r.workload.kind != WorkloadKind::Train {
-        return;
-    }
-    let path = format!("{dir}/recipe.toml");
-    let fix = "ship the recipe the run used (`effbench submit` copies it)";
-    if !ctx.good.contains(&path) {
-        return out.push(Finding::fail(
-            "recipe",
-            &path,
-            format!("no recipe (with a matching hash) for {rel}'s recipe {:?}", r.recipe.name),
-            fix,
-        ));
-    }
-    match fsafe::hash_file(ctx.root, Path::new(&path)) {
-        Ok((sha, _)) if sha == r.recipe.sha256 => out.push(Finding::pass(
-            "recipe",
-            &path,
-            format!("recipe {:?}: SHA-256 matches the result's", r.recipe.name),
-        )),
-        Ok((sha, _)) => out.push(Finding::fail(
-            "recipe",
-            &path,
-            format!("SHA-256 {sha}, but {rel} was run with recipe {:?} of SHA-256 {}", r.recipe.name, r.recipe.sha256),
-            fix,
-        )),
-        Err(e) => out.push(Finding::fail("recipe", &path, e, fix)),
-    }
-}
-
-fn runner(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
-    if r.backend.kind != "external" {
-        return;
-    }
-    let edir = format!("{dir}/export/{}", r.workload.id);
-    let fix = "ship the exported model and reference outputs (`effbench submit` writes them)";
-    let mrel = format!("{edir}/manifest.json");
-    let m = fsafe::read(ctx.root, Path::new(&mrel), 1 << 20)
-        .and_then(|b| serde_json::from_slice::<crate::export::Manifest>(&b).map_err(|e| format!("{mrel}: {e}")));
-    let m = match m {
-        Ok(m) if ctx.good.contains(&mrel) && m.schema == crate::export::SCHEMA => m,
-        Ok(_) => {
-            return out.push(Finding::fail(
-                "runner",
-                &mrel,
-                "not an effbench.export/1 manifest matching the bundle's",
-                fix,
-            ))
-        }
-        Err(e) => return out.push(Finding::fail("runner", &mrel, e, fix)),
-    };
-    let mut ok = true;
-    for (file, sha) in
-        [(&m.model.file, &m.model.sha256), (&m.input.file, &m.input.sha256), (&m.output.file, &m.output.sha256)]
-    {
-        let p = format!("{edir}/{file}");
-        match fsafe::inside(file).and_then(|_| fsafe::hash_file(ctx.root, Path::new(&p))) {
-            Ok((h, _)) if &h == sha => {}
-            Ok((h, _)) => {
-                ok = false;
-                out.push(Finding::fail(
-                    "runner",
-                    &p,
-                    format!(
-                        "SHA-256 {h}, but the export manifest says {sha}: not the model / reference effbench exported"
-                    ),
-                    fix,
-                ));
-            }
-            Err(e) => {
-                ok = false;
-                out.push(Finding::fail("runner", &p, e, fix));
-            }
-        }
-    }
-    for (i, rep) in r.repeats.iter().enumerate() {
-        let Some(run) = &rep.runner else { continue };
-        if run.precision == "f32" && (run.max_rel_error.is_nan() || run.max_rel_error > m.f32_tolerance) {
-            ok = false;
-            out.push(Finding::fail(
-                "runner",
-                rel,
-                format!(
-                    "repeat {} (seed {}): outputs deviate {} from the reference, over the f32 tolerance {}",
-                    i + 1,
-                    rep.seed,
-                    run.max_rel_error,
-                    m.f32_tolerance
-                ),
-                "fix the runner's numerics",
-            ));
-        }
-    }
-    if ok {
-        out.push(Finding::pass(
-            "runner",
-            &edir,
-            "exported model, inputs and reference outputs match their hashes; outputs within tolerance",
-        ));
-    }
-}
-
-/// The baseline for `r`'s workload: `--baseline DIR/<workload>.json`, else the shipped one for
-/// the result's system class.
-fn baseline_for(ctx: &Ctx, r: &RunResult) -> Option<(std::path::PathBuf, RunResult)> {
-    let file = format!("{}.json", r.workload.id);
-    let path = match &ctx.opts.baseline {
-        Some(d) if d.is_file() => d.clone(),
-        Some(d) => d.join(&file),
-        None => {
-            let shipped = ctx.opts.shipped_baselines.clone().unwrap_or_else(|| {
-                let here = std::path::PathBuf::from("baselines");
-                if here.is_dir() {
-                    here
-                } else {
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../baselines")
-                }
-            });
-            shipped.join(r.system.host_class()).join(&file)
-        }
-    };
-    let b = RunResult::load(&path).ok()?;
-    (b.workload.id == r.workload.id).then_some((path, b))
-}
-
-fn convergence(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
-    if r.workload.kind != WorkloadKind::Train {
-        return;
-    }
-    let Some((path, b)) = baseline_for(ctx, r) else {
-        return out.push(Finding::warn(
-            "convergence",
-            rel,
-            "no baseline for this system and workload: convergence not compared",
-            "pass --baseline DIR",
-        ));
-    };
-    let min = |x: &RunResult| {
-        x.repeats.iter().filter(|p| crate::validity::is_valid(x, p)).filter_map(|p| p.samples_to_target).min()
-    };
-    match (min(r), min(&b)) {
-        (Some(c), Some(base)) if (c as f64) < SUSPICIOUS_CONVERGENCE * base as f64 => out.push(Finding::warn(
-            "convergence",
-            rel,
-            format!("reached the target in {c} samples, under {:.0}% of the baseline's fewest ({base}, {}, recipe {:?}): a broken evaluation?", SUSPICIOUS_CONVERGENCE * 100.0, path.display(), b.recipe.name),
-            "check the evaluation (held-out data, metric) before claiming this",
-        )),
-        (Some(c), Some(base)) => out.push(Finding::pass("convergence", rel, format!("fewest samples to target {c}, baseline's fewest {base}"))),
-        _ => {}
-    }
-}
-
-fn feedback(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Finding>) -> Option<Feedback> {
-    ctx.opts.baseline.as_ref()?;
-    let Some((path, b)) = baseline_for(ctx, r) else {
-        out.push(Finding::warn(
-            "verdict",
-            rel,
-            format!("no baseline for {} under --baseline", r.workload.id),
-            "add <workload>.json to the baseline directory",
-        ));
-        return None;
-    };
-    let c = crate::verdict::compare(r, &b, &crate::verdict::CompareOptions::default());
-    let rows =
-        c.rows.iter().map(|m| (m.metric.clone(), m.reduction, m.ci95[0], m.ci95[1], m.verdict.to_string())).collect();
-    Some(Feedback {
-        workload: r.workload.id.clone(),
-        result: rel.to_string(),
-        baseline: path.display().to_string(),
-        energy_label: c.energy_label.clone(),
-        overall: c.overall.to_string(),
-        rows,
-    })
 }
