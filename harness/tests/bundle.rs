@@ -206,6 +206,15 @@ fn a_swapped_model_fails_against_the_export_hashes() {
     std::fs::copy(b.join(&inputs), b.join(&model)).unwrap();
     rehash(&b, &model).unwrap();
     assert_finding(&check(&b, &[]), 4, &["fail", "runner", &model, "not the model / reference effbench exported"]);
+    // The export manifest edited to the swapped model's hash too: the checker's own export of
+    // the workload still tells it apart.
+    let export = format!("{}/{INFER}/run_1/export/{INFER}", run_dir(&b));
+    let (sha, _) = effbench::bundle::fsafe::hash_file(&b, Path::new(&model)).unwrap();
+    edit_json(&b.join(format!("{export}/manifest.json")), |v| v["model"]["sha256"] = sha.into());
+    rehash(&b, &format!("{export}/manifest.json")).unwrap();
+    let o = check(&b, &[]);
+    assert_finding(&o, 4, &["fail", "runner", &export, "the bundle's model", "is not what this effbench exports"]);
+    assert!(!both(&o).contains("not the model / reference effbench exported"), "{}", both(&o));
 }
 
 #[test]

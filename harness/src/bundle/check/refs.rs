@@ -86,6 +86,7 @@ pub(super) fn runner(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut V
             }
         }
     }
+    ok &= reexport(r, &m, &edir, out);
     for (i, rep) in r.repeats.iter().enumerate() {
         let Some(run) = &rep.runner else { continue };
         if run.precision == "f32" && (run.max_rel_error.is_nan() || run.max_rel_error > m.f32_tolerance) {
@@ -185,4 +186,60 @@ pub(super) fn feedback(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Findin
         overall: c.overall.to_string(),
         rows,
     })
+}
+
+/// effbench's own export of the workload, made here (this installation's weights and data, in a
+/// fresh temporary directory), against the bundle's export manifest: a model or reference
+/// swapped together with its manifest entry is caught. Nothing of the bundle is loaded.
+fn reexport(r: &RunResult, m: &crate::export::Manifest, edir: &str, out: &mut Vec<Finding>) -> bool {
+    let id = &r.workload.id;
+    let Ok(spec) = crate::export::inference_spec(id) else {
+        out.push(Finding::fail(
+            "runner",
+            edir,
+            format!("{id} is not an inference workload effbench exports"),
+            "submit runner runs of inference workloads only",
+        ));
+        return false;
+    };
+    let made = tempfile::Builder::new().prefix("effbench-check-export-").tempdir().map_err(|e| e.to_string()).and_then(
+        |tmp| {
+            let data = effbench_models::data::DataConfig::discover(None);
+            let weights = effbench_models::infer::default_weights_dir();
+            crate::export::export_bundles(&[spec], tmp.path(), &data, &weights, &mut |_| {})
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|done| {
+                    done.into_iter().next().map(|e| e.manifest).ok_or_else(|| "nothing exported".to_string())
+                })
+        },
+    );
+    let mine = match made {
+        Ok(m) => m,
+        Err(e) => {
+            out.push(Finding::warn(
+                "runner",
+                edir,
+                format!("could not re-export {id} here to compare: {e}"),
+                "install the workload's weights on the testbed",
+            ));
+            return true;
+        }
+    };
+    let mut ok = true;
+    for (what, theirs, ours) in [
+        ("model", &m.model.sha256, &mine.model.sha256),
+        ("query inputs", &m.input.sha256, &mine.input.sha256),
+        ("reference outputs", &m.output.sha256, &mine.output.sha256),
+    ] {
+        if theirs != ours {
+            ok = false;
+            out.push(Finding::fail(
+                "runner",
+                edir,
+                format!("the bundle's {what} (SHA-256 {theirs}) is not what this effbench exports for {id} ({ours})"),
+                "submit the runs with the model and data effbench exported; do not replace them",
+            ));
+        }
+    }
+    ok
 }
