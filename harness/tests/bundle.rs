@@ -392,3 +392,48 @@ fn an_estimate_labelled_measured_a_planted_slowdown_and_a_loose_wall_meter_fail(
         assert_finding(&check(&b, &[]), 4, &parts);
     }
 }
+
+/// Gives repeat 1 of the result at `dir/<INFER>.json` a wall meter's `system` energy from
+/// `watts` samples under its mark in `<INFER>.wall.csv`, consistent in every derived figure.
+fn add_wall_meter(dir: &Path, watts: &[f64]) {
+    let window_s = 2.0;
+    let e = watts.iter().sum::<f64>() / watts.len() as f64 * window_s;
+    let mut csv = String::from("mark,time,watts,volts,amps,pf,channel_watts\n");
+    for (i, w) in watts.iter().enumerate() {
+        csv.push_str(&format!("{INFER}_r0,{i},{w},230,1,1,\n"));
+    }
+    std::fs::write(dir.join(format!("{INFER}.wall.csv")), csv).unwrap();
+    edit_json(&dir.join(format!("{INFER}.json")), |v| {
+        let r = &mut v["repeats"][0];
+        r["wall_meter"] = serde_json::json!({
+            "mark": format!("{INFER}_r0"), "energy_j": e, "window_energy_j": e, "samples": watts.len(),
+            "window_s": window_s, "passes": 1,
+            "uncertainty": { "status": "known", "max_pct": 0.5, "limit_pct": 1.0, "within_limit": true, "reply": "" }
+        });
+        for k in ["energy_j", "dynamic_energy_j"] {
+            r[k]["by_domain"]["system"] = e.into();
+            r[k]["total"] = e.into();
+        }
+        let (wall, units) = (r["wall_s"].as_f64().unwrap(), r["units_processed"].as_f64().unwrap());
+        r["avg_power_w"] = (e / wall).into();
+        r["energy_per_unit_j"] = (e / units).into();
+    });
+}
+
+#[test]
+fn a_wall_meter_energy_is_re_derived_from_its_samples() {
+    let d = tempdir("bundle-wall");
+    let (_, infer) = fixture();
+    let i = d.path().join("infer");
+    copy_dir(infer, &i);
+    add_wall_meter(&i, &[101.5, 99.25, 100.0]);
+    let b = submit(d.path(), &[&i], &[]);
+    let rel = result_rel(&b, INFER);
+    assert_finding(&check(&b, &[]), 0, &["pass", "wall", &rel, "re-derived from"]);
+    // One sample edited (and rehashed): the energy no longer follows from the samples.
+    let wrel = format!("{}/{INFER}/run_1/{INFER}.wall.csv", run_dir(&b));
+    let text = std::fs::read_to_string(b.join(&wrel)).unwrap();
+    std::fs::write(b.join(&wrel), text.replace(",99.25,", ",59.25,")).unwrap();
+    rehash(&b, &wrel).unwrap();
+    assert_finding(&check(&b, &[]), 4, &["fail", "wall", &rel, "repeat 1 (seed 0): wall energy", "giving"]);
+}

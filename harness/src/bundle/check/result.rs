@@ -5,7 +5,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::energy::{self, Trace};
-use super::refs;
+use super::{refs, wall};
 use super::{CheckOptions, Feedback, Finding};
 use crate::bundle::fsafe;
 use crate::result::RunResult;
@@ -56,6 +56,7 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
             out.push(Finding::fail("energy", &trace_rel, e, "ship the trace `effbench run` wrote beside the result"))
         }
     }
+    wall::wall(ctx, &r, rel, dir, out);
     refs::recipe(ctx, &r, rel, dir, out);
     refs::runner(ctx, &r, rel, dir, out);
     refs::convergence(ctx, &r, rel, out);
@@ -252,7 +253,10 @@ fn trace_energy(r: &RunResult, rel: &str, trace_rel: &str, trace: &Trace, out: &
         }
         for (d, j) in &rep.energy_j.by_domain {
             let Some(sums) = trace.sums(seg, d) else {
-                skipped.insert(d.clone());
+                // A wall meter's energy is re-derived from its own samples (check/wall.rs).
+                if !(d == "system" && rep.wall_meter.is_some()) {
+                    skipped.insert(d.clone());
+                }
                 continue;
             };
             if sums.missing > 0 {
