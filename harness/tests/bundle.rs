@@ -362,8 +362,14 @@ fn with_a_baseline_the_feedback_names_each_verdict_also_in_markdown() {
 type Case = (&'static str, fn(&mut serde_json::Value), &'static [&'static str]);
 
 #[test]
-fn an_estimate_labelled_measured_a_planted_slowdown_and_a_loose_wall_meter_fail() {
-    let cases: [Case; 3] = [
+fn a_short_window_repeated_seeds_an_estimate_labelled_measured_a_planted_slowdown_and_a_loose_wall_meter_fail() {
+    let cases: [Case; 5] = [
+        (
+            "window",
+            |v| v["energy_sources"][0]["update_period_s"] = 100.0.into(),
+            &["fail", "window", "repeat 1 (seed 0): its window of", "shorter than fake:cpu's update period of 100 s"],
+        ),
+        ("seeds", |v| v["repeats"][1]["seed"] = 0.into(), &["fail", "repeats", "5 repeats with 4 distinct seeds"]),
         (
             "estimate",
             |v| v["energy_sources"][0]["kind"] = "estimate".into(),
