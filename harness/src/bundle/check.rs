@@ -77,8 +77,16 @@ pub struct Feedback {
     pub baseline: String,
     pub energy_label: String,
     pub overall: String,
-    /// `(metric, reduction, ci95 low, ci95 high, verdict)`.
-    pub rows: Vec<(String, f64, f64, f64, String)>,
+    pub rows: Vec<FeedbackRow>,
+}
+
+/// One metric of a [`Feedback`]: the reduction `1 - candidate/baseline` and its 95% interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeedbackRow {
+    pub metric: String,
+    pub reduction: f64,
+    pub ci95: [f64; 2],
+    pub verdict: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

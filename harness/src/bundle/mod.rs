@@ -29,7 +29,7 @@ pub mod render;
 pub mod sign;
 pub mod submit;
 
-pub use check::{check, CheckOptions, CheckReport, Feedback, Finding, Status};
+pub use check::{check, CheckOptions, CheckReport, Feedback, FeedbackRow, Finding, Status};
 pub use submit::{submit, SubmitOptions, Submitted};
 
 use std::path::PathBuf;

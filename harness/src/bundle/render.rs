@@ -39,8 +39,9 @@ pub fn render_text(r: &CheckReport) -> String {
     for fb in &r.feedback {
         let _ =
             writeln!(s, "verdict {}: {} (energy {}) against {}", fb.workload, fb.overall, fb.energy_label, fb.baseline);
-        for (m, red, lo, hi, v) in &fb.rows {
-            let _ = writeln!(s, "  {m:<20} reduction {:>7} [{}, {}]  {v}", pct(*red), pct(*lo), pct(*hi));
+        for row in &fb.rows {
+            let ([lo, hi], m, v) = (row.ci95, &row.metric, &row.verdict);
+            let _ = writeln!(s, "  {m:<20} reduction {:>7} [{}, {}]  {v}", pct(row.reduction), pct(lo), pct(hi));
         }
     }
     s.push_str(&summary(r));
@@ -68,8 +69,10 @@ fn md_feedback(s: &mut String, fb: &Feedback) {
         fb.energy_label,
         md_cell(&fb.baseline)
     );
-    for (m, red, lo, hi, v) in &fb.rows {
-        let _ = writeln!(s, "| {m} | {} | [{}, {}] | {} |", pct(*red), pct(*lo), pct(*hi), md_cell(v));
+    for row in &fb.rows {
+        let [lo, hi] = row.ci95;
+        let (m, v) = (&row.metric, md_cell(&row.verdict));
+        let _ = writeln!(s, "| {m} | {} | [{}, {}] | {v} |", pct(row.reduction), pct(lo), pct(hi));
     }
 }
 
@@ -116,7 +119,7 @@ pub fn render_markdown(r: &CheckReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::check::{Finding, REPORT_SCHEMA};
+    use crate::bundle::check::{FeedbackRow, Finding, REPORT_SCHEMA};
 
     fn report() -> CheckReport {
         CheckReport {
@@ -133,7 +136,12 @@ mod tests {
                 baseline: "base/w.json".into(),
                 energy_label: "measured".into(),
                 overall: "met".into(),
-                rows: vec![("energy_j".into(), 0.6, 0.55, 0.65, "met".into())],
+                rows: vec![FeedbackRow {
+                    metric: "energy_j".into(),
+                    reduction: 0.6,
+                    ci95: [0.55, 0.65],
+                    verdict: "met".into(),
+                }],
             }],
         }
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::result::Ctx;
-use super::{Feedback, Finding};
+use super::{Feedback, FeedbackRow, Finding};
 use crate::bundle::fsafe;
 use crate::result::{RunResult, WorkloadKind};
 
@@ -176,8 +176,16 @@ pub(super) fn feedback(ctx: &Ctx, r: &RunResult, rel: &str, out: &mut Vec<Findin
         return None;
     };
     let c = crate::verdict::compare(r, &b, &crate::verdict::CompareOptions::default());
-    let rows =
-        c.rows.iter().map(|m| (m.metric.clone(), m.reduction, m.ci95[0], m.ci95[1], m.verdict.to_string())).collect();
+    let rows = c
+        .rows
+        .iter()
+        .map(|m| FeedbackRow {
+            metric: m.metric.clone(),
+            reduction: m.reduction,
+            ci95: m.ci95,
+            verdict: m.verdict.to_string(),
+        })
+        .collect();
     Some(Feedback {
         workload: r.workload.id.clone(),
         result: rel.to_string(),
