@@ -19,7 +19,12 @@ const INFER: &str = "fmnist-mlp-infer-b250";
 fn fixture() -> &'static (PathBuf, PathBuf) {
     static F: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     F.get_or_init(|| {
-        let root = tempdir("bundle-fixture").keep();
+        // Under target/tmp: kept for the test binary's whole life (a static is never dropped).
+        let root = tempfile::Builder::new()
+            .prefix("effbench-bundle-fixture-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
         let train = root.join("train");
         let infer = root.join("infer");
         let o = util::quick_run(&train, &["--workload", TRAIN, "--repeat", "5", "--fake-power", "40"]);

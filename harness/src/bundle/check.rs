@@ -95,6 +95,8 @@ pub struct CheckReport {
     /// The bundle as given on the command line.
     pub bundle: String,
     pub submitter: Option<String>,
+    /// No failed check (filled in by [`check`]; [`CheckReport::valid`] recomputes it).
+    pub valid: bool,
     pub findings: Vec<Finding>,
     pub feedback: Vec<Feedback>,
 }
@@ -129,6 +131,7 @@ pub fn check(bundle: &Path, opts: &CheckOptions) -> Result<CheckReport, BundleEr
         schema: REPORT_SCHEMA.into(),
         bundle: bundle.display().to_string(),
         submitter: None,
+        valid: false,
         findings: Vec::new(),
         feedback: Vec::new(),
     };
@@ -186,6 +189,7 @@ pub fn check(bundle: &Path, opts: &CheckOptions) -> Result<CheckReport, BundleEr
             report.feedback.push(fb);
         }
     }
+    report.valid = report.valid();
     Ok(report)
 }
 

@@ -126,6 +126,7 @@ mod tests {
             schema: REPORT_SCHEMA.into(),
             bundle: "b".into(),
             submitter: Some("acme".into()),
+            valid: false,
             findings: vec![
                 Finding::pass("files", "manifest.json", "3 files"),
                 Finding::fail("energy", "a/w.json", "repeat 1 (seed 0): cpu energy 2 J, but 1 J", "re-run"),
@@ -174,6 +175,7 @@ mod tests {
     fn json_snapshot() {
         let j = render_json(&report());
         assert!(j.starts_with("{\n  \"schema\": \"effbench.check/1\",\n  \"bundle\": \"b\",\n"), "{j}");
+        assert!(j.contains("\"submitter\": \"acme\",\n  \"valid\": false,\n"), "{j}");
         assert!(j.contains("\"status\": \"fail\",\n      \"check\": \"energy\""), "{j}");
         assert!(j.contains("\"fix\": \"re-run\""), "{j}");
         assert!(!j.contains("\"fix\": null"), "a pass has no fix field: {j}");

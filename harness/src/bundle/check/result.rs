@@ -164,6 +164,19 @@ fn sources(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
             }
         }
     }
+    let unresolved = r.repeats.iter().filter(|x| !x.unresolved_energy.is_empty()).count();
+    if unresolved > 0 {
+        let msg = format!(
+            "{unresolved} of {} repeats have energy the meter could not resolve: never judged, never counted as a smaller number",
+            r.repeats.len()
+        );
+        out.push(Finding::warn(
+            "provenance",
+            rel,
+            msg,
+            "raise --sample-hz or fix the sensor the repeat's unresolved_energy names",
+        ));
+    }
     if ok {
         out.push(Finding::pass(
             "provenance",
