@@ -368,7 +368,12 @@ type Case = (&'static str, fn(&mut serde_json::Value), &'static [&'static str]);
 
 #[test]
 fn a_short_window_repeated_seeds_an_estimate_labelled_measured_a_planted_slowdown_and_a_loose_wall_meter_fail() {
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
+        (
+            "layout",
+            |v| v["system"]["cpu_model"] = "Imaginary NPU Host 9000".into(),
+            &["fail", "layout", "but it is filed under acme/"],
+        ),
         (
             "window",
             |v| v["energy_sources"][0]["update_period_s"] = 100.0.into(),

@@ -45,6 +45,7 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
         format!("{} ({}, {} repeats)", crate::result::SCHEMA, r.workload.id, r.repeats.len()),
     ));
     let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+    layout(&r, rel, out);
     validity(&r, rel, out);
     repeats(&r, rel, out);
     sources(&r, rel, out);
@@ -61,6 +62,20 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
     refs::runner(ctx, &r, rel, dir, out);
     refs::convergence(ctx, &r, rel, out);
     refs::feedback(ctx, &r, rel, out)
+}
+
+/// `<submitter>/<system>/<workload>/run_<k>/<workload>.json`: the directories must name what
+/// the file says it is.
+fn layout(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (system, workload) = (r.system.host_class(), &r.workload.id);
+    if parts.get(1) != Some(&system.as_str()) || parts.get(2) != Some(&workload.as_str()) {
+        let msg = format!(
+            "the file is a {workload} result of system {system}, but it is filed under {}",
+            parts[..parts.len().min(3)].join("/")
+        );
+        out.push(Finding::fail("layout", rel, msg, "re-make the bundle with `effbench submit`"));
+    }
 }
 
 fn validity(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
