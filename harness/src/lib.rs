@@ -5,6 +5,7 @@ pub mod backend;
 pub mod baseline;
 #[cfg(feature = "criterion")]
 pub mod bench;
+pub mod bundle;
 pub mod cli;
 pub mod error;
 pub mod export;

@@ -2,13 +2,16 @@
 //! arguments into a validated plan and hands it to the library.
 
 pub mod baseline;
+pub mod check;
 pub mod compare;
 pub mod export;
 pub mod gate;
+pub mod keygen;
 pub mod list;
 pub mod peak;
 pub mod run;
 pub mod sensors;
+pub mod submit;
 pub mod weights;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +57,13 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Train a workload's model to its target and save the weights its inference workload uses.
     Weights(weights::WeightsArgs),
+    /// Write an Ed25519 key pair for signing bundles (KEYFILE, KEYFILE.pub).
+    Keygen(keygen::KeygenArgs),
+    /// Package result directories as a bundle: results, traces, recipes, model hashes, a manifest
+    /// with every file's SHA-256, optionally signed and archived.
+    Submit(submit::SubmitArgs),
+    /// Check a bundle, re-deriving every number it can: 0 valid, 4 invalid, 2 unreadable.
+    Check(check::CheckArgs),
 }
 
 pub fn dispatch(cli: Cli) -> CliResult {
@@ -67,6 +77,9 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),
         Command::Export(a) => export::main(a),
+        Command::Keygen(a) => keygen::main(a),
+        Command::Submit(a) => submit::main(a),
+        Command::Check(a) => check::main(a),
     }
 }
 
