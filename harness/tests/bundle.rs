@@ -183,6 +183,21 @@ fn an_energy_edit_covered_by_a_rehash_fails_the_energy_re_integration() {
 }
 
 #[test]
+fn a_scope_total_edited_alone_fails_its_re_derivation_from_the_domains() {
+    let d = tempdir("bundle-scope");
+    let b = bundle(d.path(), &[]);
+    let rel = result_rel(&b, INFER);
+    // A smaller device figure than the domains give: what a vendor would edit to claim less.
+    edit_json(&b.join(&rel), |v| {
+        let s = &mut v["repeats"][2]["energy_scopes"]["device"];
+        s["total_j"] = (s["total_j"].as_f64().unwrap() / 2.0).into();
+    });
+    rehash(&b, &rel).unwrap();
+    let o = check(&b, &[]);
+    assert_finding(&o, 4, &["fail", "scopes", &rel, "repeat 3 (seed 2): its device energy is recorded as"]);
+}
+
+#[test]
 fn a_valid_flag_that_contradicts_its_quality_fails() {
     let d = tempdir("bundle-flag");
     let b = bundle(d.path(), &[]);

@@ -82,6 +82,16 @@ fn validity(r: &RunResult, rel: &str, out: &mut Vec<Finding>) {
     let fix = "re-run the workload; a flag must agree with the numbers it describes";
     let mut bad = 0;
     for (i, rep) in r.repeats.iter().enumerate() {
+        if let Some(why) = crate::scope::recorded_disagreement(r, rep) {
+            bad += 1;
+            let msg = format!("repeat {} (seed {}): {why}", i + 1, rep.seed);
+            out.push(Finding::fail(
+                "scopes",
+                rel,
+                msg,
+                "re-run the workload; energy per scope is the sum of its domains",
+            ));
+        }
         let found = crate::validity::numbers(r, rep);
         let msg = match (&found, rep.valid) {
             (Err(why), true) => format!("repeat {} (seed {}) says it is valid, but {why}", i + 1, rep.seed),
