@@ -21,10 +21,8 @@ pub struct CheckArgs {
     /// Baselines (<workload>.json) to give each workload's verdict against: the feedback.
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
-    /// Energy scope of the verdicts against --baseline: device, node or wall (default: the
-    /// widest scope both sides measured).
-    #[arg(long, value_name = "device|node|wall")]
-    pub scope: Option<crate::scope::Scope>,
+    #[command(flatten)]
+    pub scope: super::ScopeArg,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -47,7 +45,7 @@ pub fn main(args: CheckArgs) -> CliResult {
         baseline: args.baseline,
         shipped_baselines: None,
         limits,
-        scope: args.scope,
+        scope: args.scope.scope,
     };
     let report = check(&args.bundle, &opts).map_err(Error::bad_input)?;
     if args.json {

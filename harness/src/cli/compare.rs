@@ -22,11 +22,8 @@ pub struct CompareArgs {
     /// Resources to judge, comma-separated: energy, data, time.
     #[arg(long, value_delimiter = ',', default_value = "energy,data")]
     pub resources: Vec<Resource>,
-    /// Energy scope to compare at: device (the accelerator doing the work, or the CPU package
-    /// for the CPU backend), node (device + host CPU and DRAM), wall (a wall meter). Default:
-    /// the widest scope both sides measured; domain names may differ within a scope.
-    #[arg(long, value_name = "device|node|wall")]
-    pub scope: Option<crate::scope::Scope>,
+    #[command(flatten)]
+    pub scope: super::ScopeArg,
     /// Print the comparison as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -55,7 +52,7 @@ pub fn main(args: CompareArgs) -> CliResult {
     let opts = CompareOptions {
         target: args.target,
         resources: args.resources.clone(),
-        scope: args.scope,
+        scope: args.scope.scope,
         ..Default::default()
     };
     let c = compare(&candidate, &baseline, &opts);

@@ -23,11 +23,8 @@ pub struct GateArgs {
     /// (wall-clock time), data.
     #[arg(long, value_delimiter = ',', default_value = "energy,time,data")]
     pub metrics: Vec<GateMetric>,
-    /// Energy scope to gate energy at: device (the accelerator doing the work, or the CPU package
-    /// for the CPU backend), node (device + host CPU and DRAM), wall (a wall meter). Default:
-    /// the widest scope both sides measured; domain names may differ within a scope.
-    #[arg(long, value_name = "device|node|wall")]
-    pub scope: Option<crate::scope::Scope>,
+    #[command(flatten)]
+    pub scope: super::ScopeArg,
     /// Also write the outcome as JUnit XML (one test case per workload and metric).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -59,7 +56,7 @@ pub fn main(args: GateArgs) -> CliResult {
         max_regression: args.max_regression,
         metrics: args.metrics.clone(),
         unpaired: args.unpaired,
-        scope: args.scope,
+        scope: args.scope.scope,
         ..Default::default()
     };
     let report = gate_sets(&candidates, &baselines, &opts).map_err(Error::bad_input)?;

@@ -14,7 +14,17 @@ pub mod sensors;
 pub mod submit;
 pub mod weights;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+/// `--scope`, shared by `compare`, `gate` and `check`.
+#[derive(Args, Debug, Clone)]
+pub struct ScopeArg {
+    /// Energy scope to judge energy at: device (the accelerator doing the work, or the CPU
+    /// package for the CPU backend), node (device + host CPU and DRAM), wall (a wall meter).
+    /// Default: the widest scope both sides measured; domain names may differ within a scope.
+    #[arg(long, value_name = "device|node|wall")]
+    pub scope: Option<crate::scope::Scope>,
+}
 
 use crate::error::{Error, Exit};
 
