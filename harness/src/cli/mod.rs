@@ -7,6 +7,7 @@ pub mod export;
 pub mod gate;
 pub mod list;
 pub mod peak;
+pub mod report;
 pub mod run;
 pub mod sensors;
 pub mod weights;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Write inference workloads as ONNX bundles (model, query inputs, reference outputs,
     /// manifest) for runners effbench cannot link against.
     Export(export::ExportArgs),
+    /// Write a report of results: a self-contained HTML page with plots, Markdown, and
+    /// exports for dashboards and notebooks (Bencher BMF, Prometheus textfile, CSV).
+    Report(report::ReportArgs),
     /// Train a workload's model to its target and save the weights its inference workload uses.
     Weights(weights::WeightsArgs),
 }
@@ -67,6 +71,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Peak(a) => peak::main(a),
         Command::Weights(a) => weights::main(a),
         Command::Export(a) => export::main(a),
+        Command::Report(a) => report::main(a),
     }
 }
 
