@@ -99,12 +99,12 @@ impl Reducer {
 }
 
 /// Reads a trace. `name` is used in messages only. Errors say what is wrong with the file.
-pub fn read(reader: impl BufRead, name: &str) -> Result<Trace, String> {
-    let mut lines = reader.lines();
-    let header = match lines.next() {
-        Some(Ok(h)) => fields(&h),
-        Some(Err(e)) => return Err(format!("cannot read {name}: {e}")),
-        None => return Err(format!("{name} is empty")),
+pub fn read(mut reader: impl BufRead, name: &str) -> Result<Trace, String> {
+    let mut first = String::new();
+    let header = match reader.read_line(&mut first) {
+        Ok(0) => return Err(format!("{name} is empty")),
+        Ok(_) => fields(first.trim_end_matches(['\n', '\r'])),
+        Err(e) => return Err(format!("cannot read {name}: {e}")),
     };
     if header.len() < 2 || header[0] != "t_s" {
         return Err(format!("{name} is not an effbench trace (its header does not start with t_s,<label>)"));
@@ -114,19 +114,32 @@ pub fn read(reader: impl BufRead, name: &str) -> Result<Trace, String> {
     let mut red = Reducer { t0: None, width: 1e-3, cols: Vec::new(), n: domains.len() };
     let (mut windows, mut rows): (Vec<Window>, u64) = (Vec::new(), 0);
     let mut powers: Vec<Option<f64>> = vec![None; domains.len()];
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
-        if line.is_empty() {
+    let (mut line, mut n) = (String::new(), 1usize);
+    loop {
+        line.clear();
+        n += 1;
+        if reader.read_line(&mut line).map_err(|e| format!("cannot read {name}: {e}"))? == 0 {
+            break;
+        }
+        let row = line.trim_end_matches(['\n', '\r']);
+        if row.is_empty() {
             continue;
         }
-        let f = fields(&line);
-        let bad = || format!("{name} line {}: not a trace row", i + 2);
+        // The common row has no quotes: split it in place; a quoted label takes the slow path.
+        let quoted;
+        let f: Vec<&str> = if row.contains('"') {
+            quoted = fields(row);
+            quoted.iter().map(String::as_str).collect()
+        } else {
+            row.split(',').collect()
+        };
+        let bad = || format!("{name} line {n}: not a trace row");
         let t: f64 = f.first().and_then(|t| t.parse().ok()).filter(|t: &f64| t.is_finite()).ok_or_else(bad)?;
         for (k, slot) in powers.iter_mut().enumerate() {
             *slot = f.get(k + 2).and_then(|v| v.parse().ok()).filter(|v: &f64| v.is_finite());
         }
         red.add(t, &powers);
-        let label = f.get(1).map(String::as_str).unwrap_or("");
+        let label = f.get(1).copied().unwrap_or("");
         match windows.last_mut() {
             Some(w) if w.label == label => w.t1 = t,
             _ => windows.push(Window { label: label.to_string(), t0: t, t1: t }),
