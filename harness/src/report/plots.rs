@@ -236,7 +236,9 @@ pub fn intervals(title: &str, x_desc: &str, rows: &[Row], refs: &[(f64, String)]
                 } else {
                     c.draw_series([PathElement::new(pts, RGBColor(160, 160, 160))])?;
                 }
-                c.draw_series([Text::new(label.clone(), (*x, SegmentValue::Last), (FONT, 11).into_font())])?;
+                // The target's label at the top, the others at the bottom, so they never overlap.
+                let at = if i == 0 { SegmentValue::Last } else { SegmentValue::Exact(0) };
+                c.draw_series([Text::new(label.clone(), (*x, at), (FONT, 11).into_font())])?;
             }
             for (i, r) in rows.iter().enumerate() {
                 let y = || SegmentValue::CenterOf(i);
