@@ -19,3 +19,6 @@ pub mod progress;
 pub mod prom;
 pub mod table;
 pub mod trace_reduce;
+
+#[cfg(test)]
+mod tests;
