@@ -61,6 +61,8 @@ pub enum WriteError {
         dir.display()
     )]
     NotAReport { dir: PathBuf, name: String },
+    #[error("{} exists and is not a directory; give a new or empty directory to --out", dir.display())]
+    NotADirectory { dir: PathBuf },
     #[error("writing the report to {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -75,7 +77,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
 
 /// An existing `dir` may be replaced only when everything in it is a report's file.
 fn check_replaceable(dir: &Path) -> Result<(), WriteError> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir)(e)),
+        Ok(m) if !m.is_dir() => return Err(WriteError::NotADirectory { dir: dir.to_path_buf() }),
+        Ok(_) => {}
+    }
+    let entries = std::fs::read_dir(dir).map_err(io(dir))?;
     for e in entries {
         let e = e.map_err(io(dir))?;
         let name = e.file_name().to_string_lossy().into_owned();

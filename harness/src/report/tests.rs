@@ -65,4 +65,9 @@ fn a_directory_with_other_files_is_never_replaced() {
     assert!(!out.join("index.html").exists());
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["r"], "no temporary directory left");
+    let file = tmp.path().join("thesis.tex");
+    std::fs::write(&file, "keep me").unwrap();
+    let e = super::output::write_dir(&file, &files).unwrap_err();
+    assert!(e.to_string().contains("not a directory"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me", "a file given as --out is never replaced");
 }
