@@ -10,6 +10,7 @@ use plotters::prelude::*;
 
 use super::data::{provenance_label, BaselineOutcome, ReportData, WorkloadReport};
 use crate::result::WorkloadKind;
+use crate::sensor::Provenance;
 
 const SIZE: (u32, u32) = (760, 380);
 const FONT: &str = "sans-serif";
@@ -170,13 +171,16 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
         for (i, (d, band)) in t.domains.iter().zip(&t.bands).enumerate() {
             let col = colour(i);
             let env: Vec<(f64, f64)> = band.points.iter().flat_map(|p| [(p[0], p[1]), (p[0], p[2])]).collect();
+            // An estimated domain says so in the legend, as every estimate does.
+            let est = w.result.energy_sources.iter().any(|s| &s.domain == d && s.provenance == Provenance::Estimated);
+            let tag = if est { ", ESTIMATED" } else { "" };
             c.draw_series(LineSeries::new(env, col.stroke_width(1)))?
-                .label(format!("{d} (min-max per column)"))
+                .label(format!("{d} (min-max per column{tag})"))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], col.stroke_width(2)));
             if let Some(p) = idle.get(d) {
                 let s = col.stroke_width(2);
                 c.draw_series(DashedLineSeries::new([(x0, p.0), (x1, p.0)], 6, 4, s))?
-                    .label(format!("{d} idle {:.2} W", p.0))
+                    .label(format!("{d} idle {:.2} W{tag}", p.0))
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], s));
             }
         }
@@ -297,7 +301,11 @@ pub fn forest(w: &WorkloadReport) -> Result<String, String> {
         .rows
         .iter()
         .filter(|r| r.reduction.is_finite() && r.ci95.iter().all(|v| v.is_finite()))
-        .map(|r| (format!("{} {}", r.resource, r.metric), 100.0 * r.reduction, 100.0 * r.ci95[0], 100.0 * r.ci95[1]))
+        .map(|r| {
+            let est = r.resource == crate::verdict::Resource::Energy && c.energy_label == "estimated";
+            let label = format!("{} {}{}", r.resource, r.metric, if est { " (ESTIMATED)" } else { "" });
+            (label, 100.0 * r.reduction, 100.0 * r.ci95[0], 100.0 * r.ci95[1])
+        })
         .collect();
     if rows.is_empty() {
         return Err(format!("no reduction could be computed: {}", c.overall));
