@@ -9,6 +9,7 @@ pub mod gate;
 pub mod keygen;
 pub mod list;
 pub mod peak;
+pub mod report;
 pub mod run;
 pub mod sensors;
 pub mod submit;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Write inference workloads as ONNX bundles (model, query inputs, reference outputs,
     /// manifest) for runners effbench cannot link against.
     Export(export::ExportArgs),
+    /// Write a report of results: a self-contained HTML page with plots, Markdown, and
+    /// exports for dashboards and notebooks (Bencher BMF, Prometheus textfile, CSV).
+    Report(report::ReportArgs),
     /// Train a workload's model to its target and save the weights its inference workload uses.
     Weights(weights::WeightsArgs),
     /// Write an Ed25519 key pair for signing bundles (KEYFILE, KEYFILE.pub).
@@ -90,6 +94,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Keygen(a) => keygen::main(a),
         Command::Submit(a) => submit::main(a),
         Command::Check(a) => check::main(a),
+        Command::Report(a) => report::main(a),
     }
 }
 

@@ -2,7 +2,6 @@
 //! repeats, energy with its provenance (ESTIMATED in capitals where it is an estimate).
 
 use crate::result::RunResult;
-use crate::run::energy_label;
 use crate::stats::median;
 
 fn med(r: &RunResult, f: impl Fn(&crate::result::Repeat) -> Option<f64>) -> Option<f64> {
@@ -33,7 +32,8 @@ pub fn render(results: &[&RunResult]) -> String {
     for r in results {
         let valid = r.repeats.iter().filter(|x| x.valid).count();
         let dash = || "-".to_string();
-        let label = energy_label(&r.energy_sources);
+        // The weakest provenance of the run's sources; `measured` when it has none, as before.
+        let label = super::data::overall_provenance(r).map_or("measured".to_string(), |p| p.to_string());
         // Energy that a repeat could not resolve is never shown as a (small) number.
         let unresolved = r.repeats.iter().any(|x| !x.unresolved_energy.is_empty());
         let energy = |v: Option<f64>, f: &dyn Fn(f64) -> String| match v {
@@ -49,7 +49,7 @@ pub fn render(results: &[&RunResult]) -> String {
             med(r, |x| x.samples_to_target.map(|s| s as f64)).map_or_else(dash, |s| format!("{s:.0}")),
             med(r, |x| Some(x.wall_s.0)).map_or_else(dash, |t| format!("{t:.2} s")),
             energy(med(r, |x| Some(x.energy_j.total.0)), &joules),
-            if label == "estimated" { "ESTIMATED".into() } else { label.to_string() },
+            if label == "estimated" { "ESTIMATED".into() } else { label.clone() },
             energy(med(r, |x| Some(x.energy_per_unit_j.0)), &|j| format!("{}/{}", joules(j), r.workload.unit)),
         ]);
     }

@@ -43,6 +43,19 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// The Python of the project's test environment (`runners/reference/.venv`, made by
+/// `bash runners/reference/setup.sh` from the pinned `requirements.txt`: onnxruntime, onnx,
+/// jsonschema), so no test depends on what the machine's own Python has installed.
+pub fn venv_python() -> PathBuf {
+    let p = repo().join("runners/reference/.venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash runners/reference/setup.sh` once (it installs the tests' pinned Python packages)",
+        p.display()
+    );
+    p
+}
+
 /// `run` with the fast settings tests use (short idle window, no GEMM calibration).
 pub fn quick_run(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["run", "--idle-secs", "0.2", "--peak-secs", "0", "--out", out.to_str().unwrap()];
