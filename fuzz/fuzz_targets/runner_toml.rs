@@ -4,5 +4,6 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|b: &[u8]| {
-    let _ = effbench::backend::external::config::RunnerConfig::parse(&String::from_utf8_lossy(b), Path::new("runner.toml"));
+    let _ =
+        effbench::backend::external::config::RunnerConfig::parse(&String::from_utf8_lossy(b), Path::new("runner.toml"));
 });
