@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
     last=$(grep -E '^#[0-9]+' logs/$t.log | grep 'cov:' | tail -1)
     cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
-    corp=$(ls corpus/$t | wc -l)
+    corp=$(sed -n 's/.*corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
     new=$(($(ls artifacts/$t | wc -l) - before))
     if [ "$rc" -ne 0 ] || [ "$new" -gt 0 ]; then
         fail=1
@@ -48,8 +48,8 @@ for t in "${targets[@]}"; do
     else
         found=none
     fi
-    summary+=("$(printf '%-12s execs %-10s cov %-6s ft %-7s corpus %-6s rc %-3s crashes: %s' \
-        "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$corp" "$rc" "$found")")
+    summary+=("$(printf '%-12s execs %-10s cov %-6s ft %-7s corp %-12s rc %-3s crashes: %s' \
+        "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$rc" "$found")")
     echo "${summary[-1]}" >&2
 done
 echo "== fuzz summary (${secs}s per target; logs in fuzz/logs/, crashes in fuzz/artifacts/)"
