@@ -1,0 +1,9 @@
+//! Runner TOML: `RunnerConfig::parse` never panics or allocates without bound.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|b: &[u8]| {
+    let _ =
+        effbench::backend::external::config::RunnerConfig::parse(&String::from_utf8_lossy(b), Path::new("runner.toml"));
+});
