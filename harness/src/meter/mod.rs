@@ -9,7 +9,7 @@
 mod sampler;
 mod trace;
 
-pub use trace::{trace_csv, write_trace_csv, TraceFile, TraceRow};
+pub use trace::{csv_fields, trace_csv, write_trace_csv, TraceFile, TraceRow};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

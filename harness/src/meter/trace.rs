@@ -120,6 +120,31 @@ fn escape(field: &str) -> String {
     }
 }
 
+/// Splits one line of a trace CSV into its fields, the reverse of the writer's quoting: a
+/// field in double quotes may hold commas, and `""` inside quotes is one `"`. Shared by the
+/// readers of traces (the bundle checker, the report).
+///
+/// ```
+/// use effbench::meter::csv_fields;
+/// assert_eq!(csv_fields(r#"1.5,"repeat-0, ""warm""",12.0"#), vec!["1.5", "repeat-0, \"warm\"", "12.0"]);
+/// ```
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

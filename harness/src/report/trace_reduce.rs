@@ -36,24 +36,6 @@ pub struct Window {
     pub t1: f64,
 }
 
-/// Splits one CSV line into fields, honouring double quotes (`""` inside quotes is `"`).
-fn fields(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
 struct Reducer {
     t0: Option<f64>,
     width: f64,
@@ -103,7 +85,7 @@ pub fn read(mut reader: impl BufRead, name: &str) -> Result<Trace, String> {
     let mut first = String::new();
     let header = match reader.read_line(&mut first) {
         Ok(0) => return Err(format!("{name} is empty")),
-        Ok(_) => fields(first.trim_end_matches(['\n', '\r'])),
+        Ok(_) => crate::meter::csv_fields(first.trim_end_matches(['\n', '\r'])),
         Err(e) => return Err(format!("cannot read {name}: {e}")),
     };
     if header.len() < 2 || header[0] != "t_s" {
@@ -128,7 +110,7 @@ pub fn read(mut reader: impl BufRead, name: &str) -> Result<Trace, String> {
         // The common row has no quotes: split it in place; a quoted label takes the slow path.
         let quoted;
         let f: Vec<&str> = if row.contains('"') {
-            quoted = fields(row);
+            quoted = crate::meter::csv_fields(row);
             quoted.iter().map(String::as_str).collect()
         } else {
             row.split(',').collect()

@@ -72,30 +72,11 @@ impl Trace {
     }
 }
 
-/// Fields of one CSV line (quotes as the trace writer makes them).
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let (mut cur, mut quoted, mut chars) = (String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
 /// Streams a trace CSV (`t_s,phase,<domain>_w...`), at most `max_rows` rows.
 pub fn integrate(reader: impl BufRead, max_rows: usize) -> Result<Trace, String> {
     let mut lines = reader.lines();
     let header = lines.next().ok_or("it is empty")?.map_err(|e| e.to_string())?;
-    let cols = fields(&header);
+    let cols = crate::meter::csv_fields(&header);
     if cols.len() < 2 || cols[0] != "t_s" {
         return Err(format!("its header {header:?} is not `t_s,<label>,<domain>_w...`"));
     }
@@ -110,7 +91,7 @@ pub fn integrate(reader: impl BufRead, max_rows: usize) -> Result<Trace, String>
         if n >= max_rows {
             return Err(format!("it has more than {max_rows} rows"));
         }
-        let f = fields(&line);
+        let f = crate::meter::csv_fields(&line);
         let row = n + 2;
         if f.len() != cols.len() {
             return Err(format!("line {row} has {} fields, the header {}", f.len(), cols.len()));
