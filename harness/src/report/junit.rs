@@ -112,15 +112,17 @@ fn suite(out: &mut String, w: &WorkloadGate, threshold: f64) {
     let _ = writeln!(out, "  </testsuite>");
 }
 
-/// The whole report as a JUnit XML document.
+/// The whole report as a JUnit XML document. `<testsuites>` carries only the attributes
+/// Jenkins' junit-10.xsd allows there (`name`, `time`, `tests`, `failures`, `errors`; the
+/// xunit-plugin's `types/model/xsd/junit-10.xsd`): the skipped count lives on each
+/// `<testsuite>`, where the schema has it.
 pub fn render(r: &GateReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"effbench gate\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">",
+        "<testsuites name=\"effbench gate\" tests=\"{}\" failures=\"{}\" errors=\"0\">",
         r.cases().count(),
         r.count(|o| o.fails()),
-        r.count(|o| matches!(o, Outcome::Skipped { .. })),
     );
     for w in &r.workloads {
         suite(&mut out, w, r.max_regression);
