@@ -207,6 +207,10 @@ pub struct GateCase {
     pub n_candidate: usize,
     /// Whether the interval paired the repeats by seed (see the module documentation).
     pub paired: bool,
+    /// Gate from history only: how many earlier runs' means the interval comes from
+    /// (`n_baseline` then counts their repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_runs: Option<usize>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -223,6 +227,7 @@ impl GateCase {
             n_baseline: 0,
             n_candidate: 0,
             paired: false,
+            history_runs: None,
             outcome,
         }
     }
@@ -366,6 +371,15 @@ pub fn gate_sets(
         }
     }
     let baselines_unused = baselines.keys().filter(|k| !candidates.contains_key(*k)).cloned().collect();
+    finish(workloads, baselines_unused, opts)
+}
+
+/// The report over gated workloads: an error when every case was skipped, else the exit code.
+fn finish(
+    workloads: Vec<WorkloadGate>,
+    baselines_unused: Vec<String>,
+    opts: &GateOptions,
+) -> Result<GateReport, GateError> {
     let mut report = GateReport {
         max_regression: opts.max_regression,
         workloads,
@@ -566,6 +580,25 @@ pub fn judge(ci: [f64; 2], threshold: f64) -> Outcome {
         Outcome::NoChange
     }
 }
+
+/// Gates every candidate against its history from the store (`histories`: per workload id,
+/// the source's description and the runs, newest first; see [`history`]).
+pub fn gate_history_sets(
+    candidates: &BTreeMap<String, (PathBuf, RunResult)>,
+    histories: &BTreeMap<String, (String, Vec<history::HistoryRun>)>,
+    opts: &GateOptions,
+) -> Result<GateReport, GateError> {
+    let mut workloads = Vec::new();
+    for (id, (cpath, cand)) in candidates {
+        let (source, runs) = histories.get(id).map_or(("the store", &[][..]), |(s, r)| (s.as_str(), &r[..]));
+        let mut w = history::gate_history(cand, runs, source, opts);
+        w.candidate = cpath.clone();
+        workloads.push(w);
+    }
+    finish(workloads, Vec::new(), opts)
+}
+
+pub mod history;
 
 #[cfg(test)]
 mod tests;

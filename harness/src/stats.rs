@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod student_t;
+
 /// Number of bootstrap resamples for [`Summary::of`].
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 
@@ -95,6 +97,25 @@ pub fn bootstrap_interval(
     Some([quantile_sorted(&stats, tail), quantile_sorted(&stats, 1.0 - tail)])
 }
 
+/// How far a new run's mean lies from a history of run means, as an interval of the shift
+/// `candidate - mean(history)` at `level` (e.g. 0.95): the t prediction interval
+/// `± t(N-1) · s · sqrt(1 + 1/N)`, where `s` is the standard deviation of the N history means.
+/// The candidate's own run mean varies between runs as the history's did, so `s` covers the
+/// between-run and the within-run noise together; no interval over one run's repeats can see
+/// the former. Returns `(mean(history), [lo, hi])`; `None` with fewer than 2 history means or a
+/// non-finite value.
+pub fn shift_interval(history: &[f64], candidate: f64, level: f64) -> Option<(f64, [f64; 2])> {
+    let n = history.len();
+    if n < 2 || !candidate.is_finite() || history.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mean = history.iter().sum::<f64>() / n as f64;
+    let var = history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = student_t::quantile((1.0 + level) / 2.0, (n - 1) as f64) * (var * (1.0 + 1.0 / n as f64)).sqrt();
+    let shift = candidate - mean;
+    Some((mean, [shift - half, shift + half]))
+}
+
 /// Informational summary of one metric over repeats.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -133,6 +154,19 @@ mod tests {
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 5.0], 0.5), 2.5);
         assert_eq!(quantile_sorted(&[1.0, f64::INFINITY, f64::INFINITY], 0.9), f64::INFINITY);
         assert_eq!(quantile_sorted(&[f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0], 0.1), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn shift_interval_is_the_t_prediction_interval() {
+        // History means 9, 10, 11: mean 10, s = 1, t(2, 0.975) = 4.3027, sqrt(1 + 1/3).
+        let (mean, [lo, hi]) = shift_interval(&[9.0, 10.0, 11.0], 12.0, 0.95).unwrap();
+        let half = 4.302_652_7 * (4.0f64 / 3.0).sqrt();
+        assert_eq!(mean, 10.0);
+        assert!((lo - (2.0 - half)).abs() < 1e-6 && (hi - (2.0 + half)).abs() < 1e-6, "{lo} {hi}");
+        // A history without spread (deterministic data use) gives a point.
+        assert_eq!(shift_interval(&[5.0; 4], 5.0, 0.95), Some((5.0, [0.0, 0.0])));
+        assert_eq!(shift_interval(&[5.0], 5.0, 0.95), None);
+        assert_eq!(shift_interval(&[5.0, f64::NAN], 5.0, 0.95), None);
     }
 
     #[test]
