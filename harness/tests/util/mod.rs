@@ -13,7 +13,9 @@ pub fn effbench() -> Command {
         .env_remove("EFFBENCH_BACKEND")
         .env_remove("EFFBENCH_METER")
         .env_remove("EFFBENCH_SAMPLE_HZ")
-        .env_remove("EFFBENCH_FMNIST_DIR");
+        .env_remove("EFFBENCH_FMNIST_DIR")
+        // No test records into the working directory's default store unless it asks to.
+        .env("EFFBENCH_STORE", "none");
     c
 }
 
