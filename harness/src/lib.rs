@@ -20,6 +20,7 @@ pub mod run;
 pub mod scope;
 pub mod sensor;
 pub mod stats;
+pub mod store;
 pub mod system;
 pub mod threads;
 pub mod units;

@@ -75,6 +75,8 @@ pub struct RunPlan {
     /// Testing only: busy-wait this fraction of each repeat's work time inside its window
     /// (see [`plant_slowdown`]); 0 for a genuine run.
     pub planted_slowdown: f64,
+    /// Where each finished workload's result is recorded (`--store`); `None` for `none`.
+    pub store: Option<crate::store::StoreSpec>,
 }
 
 /// What a finished workload left behind.
@@ -171,6 +173,10 @@ fn measure(mut plan: RunPlan, progress: &mut dyn Progress, kept: &mut Kept) -> R
         let idle = (&idle_begin, &idle_end);
         let f = run_workload(plan, spec, recipe.as_ref(), t, peak, &meter, &idle_power, idle, progress, kept)
             .with_context(|| format!("workload {}", spec.id))?;
+        // The file is final: index it. A store that fails only warns (the run is never lost).
+        if let Some(w) = plan.store.as_ref().and_then(|s| crate::store::record_or_warning(s, &f.path)) {
+            progress.note(&w);
+        }
         finished.push(f);
     }
     if let Some(w) = &plan.wall {

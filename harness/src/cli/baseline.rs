@@ -49,6 +49,8 @@ pub struct RecordArgs {
     pub idle_secs: f64,
     #[command(flatten)]
     pub meter: MeterArgs,
+    #[command(flatten)]
+    pub store: super::StoreArg,
 }
 
 pub fn main(args: BaselineArgs) -> CliResult {
@@ -87,6 +89,8 @@ pub fn main(args: BaselineArgs) -> CliResult {
         fake_power: None,
         baseline: None,
         plant_slowdown: 0.0,
+        // Recorded below, from where the file ends up.
+        store: super::StoreArg::none(),
     };
     // Refuse to overwrite before any work starts.
     let plan = plan(run_args, std::env::args().collect(), crate::ALLOCATOR)?;
@@ -110,6 +114,9 @@ pub fn main(args: BaselineArgs) -> CliResult {
             .with_context(|| format!("moving {} to {}", f.path.display(), dest.display()))?;
         invalid |= f.valid_repeats() < f.result.repeats.len();
         println!("{} ({}/{} valid repeats)", dest.display(), f.valid_repeats(), f.result.repeats.len());
+        if let Some(w) = a.store.spec().and_then(|s| crate::store::record_or_warning(s, &dest)) {
+            eprintln!("effbench: {w}");
+        }
     }
     let _ = std::fs::remove_dir_all(&staging);
     Ok(if invalid { Exit::Invalid } else { Exit::Ok })

@@ -6,6 +6,7 @@ pub mod check;
 pub mod compare;
 pub mod export;
 pub mod gate;
+pub mod history;
 pub mod keygen;
 pub mod list;
 pub mod peak;
@@ -25,6 +26,34 @@ pub struct ScopeArg {
     /// Default: the widest scope both sides measured; domain names may differ within a scope.
     #[arg(long, value_name = "device|node|wall")]
     pub scope: Option<crate::scope::Scope>,
+}
+
+/// `--store`, shared by `run`, `baseline record` and `history` (and the gate).
+#[derive(Args, Debug, Clone)]
+pub struct StoreArg {
+    /// The history store every result is recorded in: sqlite:PATH, postgres://USER@HOST[:PORT]/DB
+    /// or none. The default is relative to the working directory.
+    #[arg(long = "store", value_name = "SPEC", env = "EFFBENCH_STORE", default_value = "sqlite:results/effbench.sqlite",
+          value_parser = parse_store)]
+    pub store: StoreChoice,
+}
+
+/// A parsed `--store`: a store, or `none`.
+#[derive(Clone, Debug)]
+pub struct StoreChoice(pub Option<crate::store::StoreSpec>);
+
+fn parse_store(s: &str) -> Result<StoreChoice, String> {
+    crate::store::StoreSpec::parse(s).map(StoreChoice)
+}
+
+impl StoreArg {
+    /// `--store none`.
+    pub fn none() -> StoreArg {
+        StoreArg { store: StoreChoice(None) }
+    }
+    pub fn spec(&self) -> Option<&crate::store::StoreSpec> {
+        self.store.0.as_ref()
+    }
 }
 
 use crate::error::{Error, Exit};
@@ -78,6 +107,9 @@ pub enum Command {
     Submit(submit::SubmitArgs),
     /// Check a bundle, re-deriving every number it can: 0 valid, 4 invalid, 2 unreadable.
     Check(check::CheckArgs),
+    /// The history store: import result directories, list, show and export runs, and a
+    /// metric's trend over time.
+    History(history::HistoryArgs),
 }
 
 pub fn dispatch(cli: Cli) -> CliResult {
@@ -95,6 +127,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Submit(a) => submit::main(a),
         Command::Check(a) => check::main(a),
         Command::Report(a) => report::main(a),
+        Command::History(a) => history::main(a),
     }
 }
 

@@ -95,6 +95,8 @@ pub struct RunArgs {
     /// result as `planted_slowdown`; compare and gate warn about such results.
     #[arg(long, hide = true, value_name = "FRACTION", default_value_t = 0.0)]
     pub plant_slowdown: f64,
+    #[command(flatten)]
+    pub store: super::StoreArg,
 }
 
 /// `--recipe`'s default: every training workload ships one by this name.
@@ -272,6 +274,7 @@ pub fn plan(args: RunArgs, command: Vec<String>, allocator: &'static str) -> Res
         command,
         allocator,
         planted_slowdown: args.plant_slowdown,
+        store: args.store.spec().cloned(),
     })
 }
 

@@ -19,6 +19,7 @@ pub mod progress;
 pub mod prom;
 pub mod table;
 pub mod trace_reduce;
+pub mod trend;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,9 @@ pub fn effbench() -> Command {
         .env_remove("EFFBENCH_BACKEND")
         .env_remove("EFFBENCH_METER")
         .env_remove("EFFBENCH_SAMPLE_HZ")
-        .env_remove("EFFBENCH_FMNIST_DIR");
+        .env_remove("EFFBENCH_FMNIST_DIR")
+        // No test records into the working directory's default store unless it asks to.
+        .env("EFFBENCH_STORE", "none");
     c
 }
 
@@ -100,4 +102,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
+}
+
+/// `n` result documents in `dir` made from the real result `baselines/cpu-amd-epyc-2t/NAME`:
+/// each a copy with its own `created_at` (one minute apart from 2026-01-01) and repeat seeds,
+/// so each is a distinct document. Synthetic: for store tests and benches, not measurements.
+pub fn synthetic_results(dir: &Path, name: &str, n: usize) -> Vec<PathBuf> {
+    let real = repo().join("baselines/cpu-amd-epyc-2t").join(name);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    (0..n)
+        .map(|i| {
+            let mut v = v.clone();
+            v["created_at"] = (t0 + chrono::Duration::minutes(i as i64)).to_rfc3339().into();
+            for (k, r) in v["repeats"].as_array_mut().unwrap().iter_mut().enumerate() {
+                r["seed"] = (i * 1000 + k).into();
+            }
+            let p = dir.join(format!("{i:05}-{name}"));
+            std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+            p
+        })
+        .collect()
 }
