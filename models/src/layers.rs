@@ -247,7 +247,9 @@ pub fn softmax_flops(n: usize) -> Flops {
 /// exp, log and square root are not counted (XLA's cost analysis counts them apart, as
 /// "transcendentals"), nor are copies, transposes and gathers. `backward` is what the
 /// gradient step adds: weight and bias gradients, and input gradients where a gradient
-/// flows further back (never into the data). The loss and the optimizer are not counted.
+/// flows further back, never into the data (candle 0.11.1's backprop computes the first
+/// layer's data gradient anyway, wasted work that is not counted). The loss and the
+/// optimizer are not counted. bench/peers/README.md compares these counts with XLA's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flops {
     pub forward: u64,
