@@ -8,7 +8,7 @@
 
 use candle_core::{Result, Tensor, D};
 
-use crate::layers::{Embedding, Init, LayerNorm, Linear, Params};
+use crate::layers::{relu_flops, softmax_flops, Embedding, Flops, Init, LayerNorm, Linear, Params};
 use crate::task::Net;
 
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +76,30 @@ impl CharLm {
         self.cfg
     }
 
+    /// Per window of `context` tokens: the embeddings (the position add forward; its gradient
+    /// summed over the batch and the token rows' gradients scattered into the table backward),
+    /// the blocks, the final LayerNorm and the head.
+    pub fn flops(&self) -> Flops {
+        let (t, d) = (self.cfg.context, self.cfg.d_model);
+        let embed = self.tok.flops_per_row() * t + Flops { forward: (t * d) as u64, backward: (t * d) as u64 };
+        let blocks: Flops = self.blocks.iter().map(|b| self.block_flops(b)).sum();
+        embed + blocks + (self.ln_f.flops_per_row() + self.head.flops_per_row(true)) * t
+    }
+
+    /// One block over t tokens: LayerNorms, projections, attention, the ReLU MLP and two
+    /// residual adds (each an add forward and, where the branch rejoins, an add of gradients).
+    fn block_flops(&self, blk: &Block) -> Flops {
+        let (t, d) = (self.cfg.context, self.cfg.d_model);
+        let per_token = blk.ln1.flops_per_row()
+            + [&blk.q, &blk.k, &blk.v, &blk.o].into_iter().map(|l| l.flops_per_row(true)).sum::<Flops>()
+            + blk.ln2.flops_per_row()
+            + blk.fc1.flops_per_row(true)
+            + relu_flops(blk.fc1.bias.elem_count())
+            + blk.fc2.flops_per_row(true)
+            + Flops { forward: 2 * d as u64, backward: 2 * d as u64 };
+        per_token * t + attention_flops(t, d, self.cfg.heads)
+    }
+
     fn attention(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let h = self.cfg.heads;
@@ -112,8 +136,21 @@ impl Net for CharLm {
 
     /// Per sequence of `context` tokens.
     fn forward_flops_per_sample(&self) -> u64 {
-        let (t, d, v) = (self.cfg.context as u64, self.cfg.d_model as u64, self.cfg.vocab as u64);
-        let per_block = 4 * (2 * d * d) + 2 * (2 * d * 4 * d) + 2 * (2 * t * d);
-        t * (self.cfg.blocks as u64 * per_block + 2 * d * v)
+        self.flops().forward
     }
+
+    fn train_flops_per_sample(&self) -> u64 {
+        self.flops().train()
+    }
+}
+
+/// Causal self-attention's core over t tokens, all heads (the full t x t scores are computed,
+/// as candle and XLA both do): QKᵀ and AV, t·t·d multiply-adds each forward and two products
+/// of that size each backward; the 1/sqrt(d_head) scale and the mask add (t·t per head; only
+/// the scale has a gradient); the softmax of t·heads rows of t.
+fn attention_flops(t: usize, d: usize, heads: usize) -> Flops {
+    let mm = 2 * (t * t * d) as u64;
+    let scores = (t * t * heads) as u64;
+    let products = Flops { forward: 2 * mm, backward: 4 * mm };
+    products + Flops { forward: 2 * scores, backward: scores } + softmax_flops(t) * (t * heads)
 }

@@ -6,7 +6,7 @@
 
 use candle_core::{Result, Tensor};
 
-use crate::layers::{max_pool2x2, Conv2d, Init, Linear, Params};
+use crate::layers::{max_pool2x2, max_pool2x2_flops, relu_flops, Conv2d, Flops, Init, Linear, Params};
 use crate::task::Net;
 
 pub struct Cnn {
@@ -28,6 +28,18 @@ impl Cnn {
         let params = init.finish();
         Ok(Self { c1, c2, fc1, fc2, side, params })
     }
+
+    /// Per image: conv1 (on the data: no input gradient), ReLU and pool on 16 x s x s, conv2,
+    /// ReLU and pool on 32 x s/2 x s/2, fc1 + ReLU, fc2.
+    pub fn flops(&self) -> Flops {
+        let (s, h) = (self.side, self.side / 2);
+        let (c1, c2) = (self.c1.bias.elem_count(), self.c2.bias.elem_count());
+        let stage1 = self.c1.flops_per_sample(s, s, false) + relu_flops(c1 * s * s) + max_pool2x2_flops(c1, s, s);
+        let stage2 = self.c2.flops_per_sample(h, h, true) + relu_flops(c2 * h * h) + max_pool2x2_flops(c2, h, h);
+        let hidden = relu_flops(self.fc1.bias.elem_count());
+        let fc = self.fc1.flops_per_row(true) + hidden + self.fc2.flops_per_row(true);
+        stage1 + stage2 + fc
+    }
 }
 
 impl Net for Cnn {
@@ -46,10 +58,10 @@ impl Net for Cnn {
     }
 
     fn forward_flops_per_sample(&self) -> u64 {
-        let s = self.side as u64;
-        // multiply-add = 2 FLOPs; 3x3 kernels; the second conv runs on the pooled (s/2)^2 map.
-        let conv1 = 2 * 9 * 16 * s * s;
-        let conv2 = 2 * 9 * 16 * 32 * (s / 2) * (s / 2);
-        conv1 + conv2 + self.fc1.flops_per_row() + self.fc2.flops_per_row()
+        self.flops().forward
+    }
+
+    fn train_flops_per_sample(&self) -> u64 {
+        self.flops().train()
     }
 }

@@ -108,9 +108,13 @@ impl Linear {
         y.broadcast_add(&self.bias)
     }
 
-    pub fn flops_per_row(&self) -> u64 {
-        let d = self.weight.dims();
-        2 * (d[0] * d[1]) as u64 + d[0] as u64
+    /// One row through the layer: forward x W (2·in·out) + bias (out); backward the weight
+    /// gradient xᵀ dy (2·in·out), the bias gradient (out: a sum over rows) and, unless the
+    /// layer reads the data (`input_grad` false), the input gradient dy Wᵀ (2·in·out).
+    pub fn flops_per_row(&self, input_grad: bool) -> Flops {
+        let d = self.weight.dims(); // (in, out)
+        let (gemm, out) = (2 * (d[0] * d[1]) as u64, d[1] as u64);
+        Flops { forward: gemm + out, backward: gemm + out + if input_grad { gemm } else { 0 } }
     }
 }
 
@@ -133,6 +137,20 @@ impl Conv2d {
         let y = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
+
+    /// One h x w input through the layer. Multiply-adds are counted where the kernel meets
+    /// the image, not the zero padding (as XLA's cost analysis counts a convolution): along a
+    /// side of n, the k taps of the n outputs read k·n - p(p+1) inputs. Forward 2·macs + bias
+    /// (c_out·h·w); backward the kernel gradient (2·macs), the bias gradient (c_out·h·w) and,
+    /// unless the layer reads the data, the input gradient (2·macs).
+    pub fn flops_per_sample(&self, h: usize, w: usize, input_grad: bool) -> Flops {
+        let d = self.weight.dims(); // (c_out, c_in, k, k)
+        let (k, p) = (d[2], self.padding);
+        let taps = |n: usize| (k * n - p * (p + 1)) as u64;
+        let macs2 = 2 * (d[0] * d[1]) as u64 * taps(h) * taps(w);
+        let bias = (d[0] * h * w) as u64;
+        Flops { forward: macs2 + bias, backward: macs2 + bias + if input_grad { macs2 } else { 0 } }
+    }
 }
 
 /// Layer normalisation over the last dimension, from primitives (candle_nn::ops::layer_norm
@@ -151,6 +169,15 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::layer_norm_slow(x, &self.gain, &self.shift, 1e-5)
+    }
+
+    /// One row of d. Forward 7d + 1: two means (d each), x - μ, its square, the division by
+    /// σ, the gain and the shift (d each), + ε (the square root is not counted). Backward
+    /// 11d: shift and gain gradients (d and 2d, sums over rows), dy·g, the two means of the
+    /// input gradient and the product inside one, x̂ times it, two subtractions, / σ.
+    pub fn flops_per_row(&self) -> Flops {
+        let d = self.gain.elem_count() as u64;
+        Flops { forward: 7 * d + 1, backward: 11 * d }
     }
 }
 
@@ -173,6 +200,12 @@ impl Embedding {
         let d = self.table.dim(D::Minus1)?;
         self.table.index_select(&flat, 0)?.reshape((b, t, d))
     }
+
+    /// One looked-up row of d: the lookup is a gather (not counted); backward adds the row's
+    /// gradient into the table (d).
+    pub fn flops_per_row(&self) -> Flops {
+        Flops { forward: 0, backward: self.table.dims()[1] as u64 } // table: (n, d)
+    }
 }
 
 /// 2x2 max pooling, stride 2, from reshape + max reductions.
@@ -188,4 +221,64 @@ pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
         candle_core::bail!("max_pool2x2 needs even height and width, got {h}x{w}");
     }
     x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+}
+
+/// `max_pool2x2` of c x h x w: 3 compares per output forward; backward a compare with the
+/// maximum and a select per input (8 per output).
+pub fn max_pool2x2_flops(c: usize, h: usize, w: usize) -> Flops {
+    let out = (c * (h / 2) * (w / 2)) as u64;
+    Flops { forward: 3 * out, backward: 8 * out }
+}
+
+/// ReLU over n values: a max forward; a compare and a select backward.
+pub fn relu_flops(n: usize) -> Flops {
+    Flops { forward: n as u64, backward: 2 * n as u64 }
+}
+
+/// Softmax over a row of n: max, subtract, sum, divide forward (4n - 2; exp is not counted);
+/// backward y·dy, its sum, dy minus it, times y (4n - 1).
+pub fn softmax_flops(n: usize) -> Flops {
+    let n = n as u64;
+    Flops { forward: 4 * n - 2, backward: 4 * n - 1 }
+}
+
+/// Model FLOPs of one sample (or one row) through a layer, as the operations are executed:
+/// a multiply-add is 2, any other arithmetic op, compare or select on one element is 1;
+/// exp, log and square root are not counted (XLA's cost analysis counts them apart, as
+/// "transcendentals"), nor are copies, transposes and gathers. `backward` is what the
+/// gradient step adds: weight and bias gradients, and input gradients where a gradient
+/// flows further back, never into the data (candle 0.11.1's backprop computes the first
+/// layer's data gradient anyway, wasted work that is not counted). The loss and the
+/// optimizer are not counted. bench/peers/README.md compares these counts with XLA's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flops {
+    pub forward: u64,
+    pub backward: u64,
+}
+
+impl Flops {
+    /// Forward + backward: the FLOPs of one training sample.
+    pub fn train(self) -> u64 {
+        self.forward + self.backward
+    }
+}
+
+impl std::ops::Add for Flops {
+    type Output = Flops;
+    fn add(self, o: Flops) -> Flops {
+        Flops { forward: self.forward + o.forward, backward: self.backward + o.backward }
+    }
+}
+
+impl std::ops::Mul<usize> for Flops {
+    type Output = Flops;
+    fn mul(self, n: usize) -> Flops {
+        Flops { forward: self.forward * n as u64, backward: self.backward * n as u64 }
+    }
+}
+
+impl std::iter::Sum for Flops {
+    fn sum<I: Iterator<Item = Flops>>(it: I) -> Flops {
+        it.fold(Flops::default(), |a, b| a + b)
+    }
 }

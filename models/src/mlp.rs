@@ -4,7 +4,7 @@
 
 use candle_core::{Result, Tensor};
 
-use crate::layers::{Init, Linear, Params};
+use crate::layers::{relu_flops, Flops, Init, Linear, Params};
 use crate::task::Net;
 
 pub struct Mlp {
@@ -21,6 +21,14 @@ impl Mlp {
         }
         let params = init.finish();
         Ok(Self { layers, params })
+    }
+
+    /// Per sample: every Linear (the first computes no input gradient) and a ReLU on the
+    /// output of every layer but the last.
+    pub fn flops(&self) -> Flops {
+        let last = self.layers.len() - 1;
+        let relu = |i: usize, l: &Linear| if i < last { relu_flops(l.bias.elem_count()) } else { Flops::default() };
+        self.layers.iter().enumerate().map(|(i, l)| l.flops_per_row(i > 0) + relu(i, l)).sum()
     }
 }
 
@@ -43,6 +51,10 @@ impl Net for Mlp {
     }
 
     fn forward_flops_per_sample(&self) -> u64 {
-        self.layers.iter().map(Linear::flops_per_row).sum()
+        self.flops().forward
+    }
+
+    fn train_flops_per_sample(&self) -> u64 {
+        self.flops().train()
     }
 }

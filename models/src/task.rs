@@ -13,9 +13,12 @@ use crate::metrics;
 pub trait Net: Send {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
     fn params(&self) -> &Params;
-    /// Model FLOPs of one forward pass per training sample / inference query, counted
-    /// analytically (multiply-add = 2).
+    /// Model FLOPs of one forward pass per inference query (or training sample), counted
+    /// per layer as executed (`layers::Flops` says what counts).
     fn forward_flops_per_sample(&self) -> u64;
+    /// Model FLOPs of one training sample: the forward pass and the backward pass, per layer
+    /// as executed (no gradient with respect to the data; loss and optimizer not counted).
+    fn train_flops_per_sample(&self) -> u64;
 }
 
 pub struct Batch {

@@ -352,14 +352,15 @@ impl WorkloadSpec {
         }
     }
 
-    /// Model FLOPs per unit of work: forward only for inference, forward + backward (3x the
-    /// forward, the usual count) for training.
+    /// Model FLOPs per unit of work, counted per layer as executed (`layers::Flops`): the
+    /// forward pass for inference; forward + backward for training (no gradient with respect
+    /// to the data; the optimizer update is not counted, it depends on the recipe).
     pub fn flops_per_unit(&self, net: &dyn Net) -> f64 {
-        let fwd = net.forward_flops_per_sample() as f64 / self.units_per_sample as f64;
-        match self.kind {
-            Kind::Train => 3.0 * fwd,
-            Kind::Infer => fwd,
-        }
+        let per_sample = match self.kind {
+            Kind::Train => net.train_flops_per_sample(),
+            Kind::Infer => net.forward_flops_per_sample(),
+        };
+        per_sample as f64 / self.units_per_sample as f64
     }
 
     /// Which data this workload reads with `data` (recorded in results).

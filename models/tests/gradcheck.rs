@@ -113,6 +113,9 @@ fn the_check_catches_an_op_without_backward() {
         fn forward_flops_per_sample(&self) -> u64 {
             0
         }
+        fn train_flops_per_sample(&self) -> u64 {
+            0
+        }
     }
     let w = Var::from_tensor(&randn(&[4], 8)).unwrap();
     let net = Broken(effbench_models::layers::Params { vars: vec![("w".into(), w.clone())] }, w);
@@ -139,6 +142,9 @@ fn candle_max_pool2d_backward_is_wrong_and_ours_is_right() {
             &self.0
         }
         fn forward_flops_per_sample(&self) -> u64 {
+            0
+        }
+        fn train_flops_per_sample(&self) -> u64 {
             0
         }
     }
