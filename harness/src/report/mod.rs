@@ -5,6 +5,7 @@
 //! the SVGs, [`output`] names the formats and writes the directory atomically.
 
 pub mod bmf;
+pub mod check;
 pub mod build;
 pub mod compare;
 pub mod csv;
@@ -12,10 +13,12 @@ pub mod data;
 pub mod gate;
 pub mod html;
 pub mod junit;
+pub mod listing;
 pub mod md;
 pub mod output;
 pub mod plots;
 pub mod progress;
+pub mod summary;
 pub mod prom;
 pub mod table;
 pub mod trace_reduce;

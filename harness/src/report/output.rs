@@ -53,6 +53,12 @@ pub fn render(data: &ReportData, formats: &[Format]) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// What `report` prints once `dir` is written: how many results, which files.
+pub fn wrote_text(dir: &Path, results: usize, files: &[(String, Vec<u8>)]) -> String {
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    format!("wrote {} ({results} result(s)): {}\n", dir.display(), names.join(", "))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(
