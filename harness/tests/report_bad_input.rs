@@ -62,12 +62,20 @@ fn a_result_without_trace_or_evaluations_still_reports() {
     let tmp = tempdir("report-bare");
     let inputs = tmp.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
-    // The training fixture without its trace (not copied) and without any evaluation.
+    // The training fixture without its trace (not copied) and without any evaluation: a run
+    // stopped before its first one, so no repeat is valid (a valid repeat without evaluations
+    // contradicts itself and is refused, exit 4); and an inference result, which has none.
     let r = inputs.join("digits-mlp-train.json");
     std::fs::copy(fixture("digits-mlp-train.json"), &r).unwrap();
+    std::fs::copy(fixture("fmnist-mlp-infer.json"), inputs.join("fmnist-mlp-infer.json")).unwrap();
     edit_json(&r, |v| {
         for rep in v["repeats"].as_array_mut().unwrap() {
             rep["evaluations"] = serde_json::json!([]);
+            rep["valid"] = false.into();
+            rep["invalid_reason"] = "stopped before its first evaluation".into();
+            for k in ["samples_to_target", "bytes_to_target", "quality"] {
+                rep[k] = serde_json::Value::Null;
+            }
         }
     });
     let out = tmp.path().join("r");
@@ -87,4 +95,7 @@ fn a_result_without_trace_or_evaluations_still_reports() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("digits-mlp-train.trace.csv does not exist"), "says the trace is missing: {md}");
     assert!(!out.join("digits-mlp-train-power.svg").exists(), "no empty power plot");
+    assert!(!out.join("digits-mlp-train-quality.svg").exists(), "no empty quality plot");
+    let csv = std::fs::read_to_string(out.join("repeats.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 10, "a header and every repeat of both results: {csv}");
 }
