@@ -141,7 +141,10 @@ fn small_commands_text() {
         },
     ];
     let missing = vec!["cpu".to_string()];
-    insta::assert_snapshot!("sensors_text", listing::sensors_text(Path::new("/sys/class/powercap"), &candidates, &missing));
+    insta::assert_snapshot!(
+        "sensors_text",
+        listing::sensors_text(Path::new("/sys/class/powercap"), &candidates, &missing)
+    );
     insta::assert_snapshot!("sensors_json", listing::sensors_json(&candidates));
 }
 

@@ -138,7 +138,8 @@ pub fn submitted_text(s: &Submitted) -> String {
         out += &format!("result: {r}\n");
     }
     let commit = s.software.git_commit.clone().unwrap_or_else(|| s.software.git_note.clone().unwrap_or_default());
-    out += &format!("effbench {} ({commit}), binary SHA-256 {}\n", s.software.effbench_version, s.software.binary_sha256);
+    out +=
+        &format!("effbench {} ({commit}), binary SHA-256 {}\n", s.software.effbench_version, s.software.binary_sha256);
     out += &format!("bundle: {} ({} files)\n", s.out.display(), s.files);
     if let Some(fp) = &s.fingerprint {
         out += &format!("signed: {fp}\n");

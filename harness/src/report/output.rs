@@ -132,10 +132,7 @@ fn check_replaceable(dir: &Path) -> Result<(), WriteError> {
 /// fresh temporary directory in `dir`'s parent, fsynced, then renamed to `dir` (an earlier
 /// report there is moved aside first and removed after). On error nothing is left but what
 /// was there before. Returns the names written, in order.
-pub fn write_dir(
-    dir: &Path,
-    files: impl IntoIterator<Item = (String, Vec<u8>)>,
-) -> Result<Vec<String>, WriteError> {
+pub fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<String>, WriteError> {
     use std::io::Write;
     check_replaceable(dir)?;
     let parent = match dir.parent() {
