@@ -1,68 +1,158 @@
-//! Snapshot tests of `effbench report`'s renderers on fixed fixture results
-//! (tests/fixtures/report/): each renderer's output must equal the file under
-//! tests/snapshots/report/. After a deliberate change, regenerate with
-//! `UPDATE_SNAPSHOTS=1 cargo test -p effbench --test report_snapshots` and review the diff.
+//! Snapshot tests (insta) of every renderer on fixed fixture results (tests/fixtures/report/):
+//! the report's files (html, md, bmf, prometheus, csv, the SVG plots), the terminal text of
+//! `run`, `compare`, `gate`, `check` and the small commands, JUnit and the comparison's
+//! Markdown. The snapshots are tests/snapshots/report_snapshots__*.snap.
+//!
+//! After a deliberate change: `INSTA_UPDATE=always cargo test -p effbench --test report_snapshots`
+//! (or `cargo insta review` where cargo-insta is installed), then read the diff before
+//! committing. With `CI` set insta writes nothing and a mismatch fails the test.
+//!
+//! Everything here is machine-independent: relative paths (tests run in the crate's
+//! directory), a fixed version, no dates, hosts or temporary directories.
 
 use std::path::{Path, PathBuf};
 
+use effbench::bundle::{CheckReport, Feedback, FeedbackRow, Finding};
 use effbench::report::data::ReportData;
 use effbench::report::output::{render, Format};
+use effbench::result::RunResult;
+
+const RESULTS: &str = "tests/fixtures/report/results";
+const BASELINES: &str = "tests/fixtures/report/baselines";
 
 fn fixture() -> ReportData {
-    // Relative paths (the tests run in the crate's directory) keep the snapshots
-    // machine-independent; so does the fixed version.
-    let inputs = [PathBuf::from("tests/fixtures/report/results")];
-    let mut data = effbench::report::build::build(&inputs, Some("tests/fixtures/report/baselines")).unwrap();
+    let inputs = [PathBuf::from(RESULTS)];
+    let mut data = effbench::report::build::build(&inputs, Some(BASELINES)).unwrap();
     data.effbench_version = "0.0.0-test".into();
     data
 }
 
-fn check(name: &str, actual: &[u8]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/report").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1 to create it", path.display()));
-    if expected != actual {
-        let got = path.with_extension("new");
-        std::fs::write(&got, actual).unwrap();
-        panic!("{name} differs from its snapshot; the new output is in {}", got.display());
-    }
+fn load(path: &str) -> RunResult {
+    RunResult::load(Path::new(path)).unwrap()
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
 }
 
 #[test]
-fn every_renderer_matches_its_snapshot() {
+fn every_report_file_matches_its_snapshot() {
     let data = fixture();
     let all = [Format::Html, Format::Md, Format::Bmf, Format::Prometheus, Format::Csv];
     let files = render(&data, &all);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "index.html",
-            "report.md",
-            "bmf.json",
-            "effbench.prom",
-            "repeats.csv",
-            "digits-mlp-train-quality.svg",
-            "digits-mlp-train-power.svg",
-            "digits-mlp-train-energy.svg",
-            "digits-mlp-train-reduction.svg",
-            "fmnist-mlp-infer-energy.svg",
-        ]
-    );
+    insta::assert_snapshot!("report_files", names.join("\n"));
     for (name, bytes) in &files {
-        check(name, bytes);
+        // One snapshot per file, named after it (`index.html` -> `index_html`).
+        insta::assert_snapshot!(name.replace(['.', '-'], "_"), text(bytes));
     }
+}
+
+#[test]
+fn run_summary_and_json() {
+    let (a, b) = (load(&format!("{RESULTS}/digits-mlp-train.json")), load(&format!("{RESULTS}/fmnist-mlp-infer.json")));
+    let paths = [PathBuf::from("results/x/digits-mlp-train.json"), PathBuf::from("results/x/fmnist-mlp-infer.json")];
+    let runs = [
+        effbench::report::summary::RunOutput { path: &paths[0], result: &a },
+        effbench::report::summary::RunOutput { path: &paths[1], result: &b },
+    ];
+    insta::assert_snapshot!("run_text", effbench::report::summary::run_text(&runs, Path::new("results/x")));
+    insta::assert_snapshot!("run_json", effbench::report::summary::run_json(&runs));
+}
+
+#[test]
+fn compare_text_and_markdown() {
+    let c = load(&format!("{RESULTS}/digits-mlp-train.json"));
+    let b = load(&format!("{BASELINES}/digits-mlp-train.json"));
+    let cmp = effbench::verdict::compare(&c, &b, &effbench::verdict::CompareOptions::default());
+    insta::assert_snapshot!("compare_text", effbench::report::compare::render_text(&cmp));
+    insta::assert_snapshot!("compare_markdown", effbench::report::compare::render_markdown(&cmp));
+}
+
+#[test]
+fn gate_text_and_junit() {
+    let c = effbench::gate::load_results(Path::new(RESULTS)).unwrap();
+    let b = effbench::gate::load_results(Path::new(BASELINES)).unwrap();
+    let r = effbench::gate::gate_sets(&c, &b, &effbench::gate::GateOptions::default()).unwrap();
+    insta::assert_snapshot!("gate_text", effbench::report::gate::render_text(&r));
+    insta::assert_snapshot!("gate_junit", effbench::report::junit::render(&r));
+}
+
+/// A checker's report with one finding of each status and one verdict (the renderer's input,
+/// not a measurement).
+fn check_report() -> CheckReport {
+    CheckReport {
+        schema: "effbench.check/1".into(),
+        bundle: "bundle-acme".into(),
+        submitter: Some("acme".into()),
+        valid: false,
+        findings: vec![
+            Finding::pass("files", "manifest.json", "12 files, every SHA-256 matches"),
+            Finding::warn("window", "acme/r/w.json", "repeat 0: window shorter than 1 s", "run more repeats"),
+            Finding::fail("energy", "acme/r/w.json", "repeat 1: trace gives 2.0 J, result says 1.0 J", "re-run"),
+        ],
+        feedback: vec![Feedback {
+            workload: "digits-mlp-train".into(),
+            result: "acme/r/digits-mlp-train.json".into(),
+            baseline: "baselines/x/digits-mlp-train.json".into(),
+            energy_label: "measured".into(),
+            energy_scope: "energy at device scope (measured): candidate cpu, baseline cpu".into(),
+            overall: "inconclusive".into(),
+            rows: vec![FeedbackRow {
+                metric: "energy_j".into(),
+                reduction: 0.42,
+                ci95: [0.31, 0.55],
+                verdict: "inconclusive".into(),
+            }],
+        }],
+    }
+}
+
+#[test]
+fn check_text_json_and_markdown() {
+    let r = check_report();
+    insta::assert_snapshot!("check_text", effbench::report::check::render_text(&r));
+    insta::assert_snapshot!("check_json", effbench::report::check::render_json(&r));
+    insta::assert_snapshot!("check_markdown", effbench::report::check::render_markdown(&r));
+}
+
+#[test]
+fn small_commands_text() {
+    use effbench::report::listing;
+    insta::assert_snapshot!("list_text", listing::workloads_text(effbench_models::WORKLOADS));
+    let peak = effbench::peak::Peak { flops_per_s: 1.5e11, median_flops_per_s: 1.2e11, n: 512, gemms: 40, threads: 2 };
+    insta::assert_snapshot!("peak_text", listing::peak_text("cpu", &peak));
+    let candidates = vec![
+        effbench::sensor::Candidate {
+            kind: "rapl",
+            id: "rapl:package-0".into(),
+            domains: vec!["cpu".into()],
+            status: effbench::sensor::Status::PermissionDenied { fix: "sudo chmod a+r .../energy_uj".into() },
+            detail: serde_json::json!({"path": "/sys/class/powercap/intel-rapl:0"}),
+            sensors: Vec::new(),
+        },
+        effbench::sensor::Candidate {
+            kind: "estimate",
+            id: "estimate:cpu".into(),
+            domains: vec!["cpu".into()],
+            status: effbench::sensor::Status::Estimated,
+            detail: serde_json::json!({}),
+            sensors: Vec::new(),
+        },
+    ];
+    let missing = vec!["cpu".to_string()];
+    insta::assert_snapshot!(
+        "sensors_text",
+        listing::sensors_text(Path::new("/sys/class/powercap"), &candidates, &missing)
+    );
+    insta::assert_snapshot!("sensors_json", listing::sensors_json(&candidates));
 }
 
 #[test]
 fn rendering_is_deterministic() {
     let (a, b) = (fixture(), fixture());
-    assert_eq!(render(&a, &[Format::Html, Format::Bmf]), render(&b, &[Format::Html, Format::Bmf]));
+    let all = [Format::Html, Format::Md, Format::Bmf, Format::Prometheus, Format::Csv];
+    assert_eq!(render(&a, &all), render(&b, &all));
 }
 
 #[test]

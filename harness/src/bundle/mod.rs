@@ -25,7 +25,6 @@ pub mod archive;
 pub mod check;
 pub mod fsafe;
 pub mod manifest;
-pub mod render;
 pub mod sign;
 pub mod submit;
 

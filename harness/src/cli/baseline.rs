@@ -113,7 +113,7 @@ pub fn main(args: BaselineArgs) -> CliResult {
         std::fs::rename(&f.path, &dest)
             .with_context(|| format!("moving {} to {}", f.path.display(), dest.display()))?;
         invalid |= f.valid_repeats() < f.result.repeats.len();
-        println!("{} ({}/{} valid repeats)", dest.display(), f.valid_repeats(), f.result.repeats.len());
+        print!("{}", crate::report::listing::baseline_line(&dest, f.valid_repeats(), f.result.repeats.len()));
         if let Some(w) = a.store.spec().and_then(|s| crate::store::record_or_warning(s, &dest)) {
             eprintln!("effbench: {w}");
         }

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::CliResult;
 use crate::bundle::archive::Limits;
-use crate::bundle::render::{render_json, render_markdown, render_text};
 use crate::bundle::{check, CheckOptions};
 use crate::error::{Error, Exit};
+use crate::report::check::{render_json, render_markdown, render_text};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {

@@ -32,21 +32,7 @@ pub fn main(args: ExportArgs) -> CliResult {
     let data = DataConfig::discover(None);
     let weights = effbench_models::infer::default_weights_dir();
     export::export_bundles(&specs, &args.out, &data, &weights, &mut |e| {
-        let m = &e.manifest;
-        println!(
-            "{:<26} {:>9} bytes  opset {}  {} queries, batch {}  reference {} {:.4}  ({:.2} s: load {:.2}, export {:.3})  {}",
-            m.workload,
-            m.model.bytes,
-            m.model.opset,
-            m.queries,
-            m.batch_size,
-            m.reference_quality.metric,
-            m.reference_quality.value,
-            e.total_seconds,
-            e.load_seconds,
-            e.export_seconds,
-            e.dir.display()
-        );
+        print!("{}", crate::report::listing::exported_line(e))
     })
     .map_err(Error::bad_input)?;
     Ok(Exit::Ok)

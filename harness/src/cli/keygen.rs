@@ -17,8 +17,7 @@ pub struct KeygenArgs {
 
 pub fn main(args: KeygenArgs) -> CliResult {
     let fingerprint = crate::bundle::sign::keygen(&args.out).map_err(Error::bad_input)?;
-    println!("secret key: {} (keep it; mode 0600)", args.out.display());
-    println!("public key: {} (give it to the testbed)", crate::bundle::sign::public_path(&args.out).display());
-    println!("fingerprint: {fingerprint}");
+    let public = crate::bundle::sign::public_path(&args.out);
+    print!("{}", crate::report::listing::keygen_text(&args.out, &public, &fingerprint));
     Ok(Exit::Ok)
 }

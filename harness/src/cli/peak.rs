@@ -35,14 +35,7 @@ pub fn main(args: PeakArgs) -> CliResult {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else {
-        println!(
-            "{backend}: f32 GEMM n={} on {} thread(s): peak {:.2} GFLOP/s, median {:.2} GFLOP/s over {} GEMMs",
-            p.n,
-            p.threads,
-            p.flops_per_s / 1e9,
-            p.median_flops_per_s / 1e9,
-            p.gemms
-        );
+        print!("{}", crate::report::listing::peak_text(&backend.to_string(), &p));
     }
     Ok(Exit::Ok)
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::CliResult;
 use crate::error::{Error, Exit};
-use crate::report::output::{render, write_dir, Format};
+use crate::report::output::{files, write_dir, wrote_text, Format};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -35,9 +35,7 @@ pub fn main(args: ReportArgs) -> CliResult {
     formats.sort();
     formats.dedup();
     let data = crate::report::build::build(&args.inputs, args.baseline.as_deref())?;
-    let files = render(&data, &formats);
-    write_dir(&args.out, &files).map_err(Error::bad_input)?;
-    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    println!("wrote {} ({} result(s)): {}", args.out.display(), data.workloads.len(), names.join(", "));
+    let names = write_dir(&args.out, files(&data, &formats)).map_err(Error::bad_input)?;
+    print!("{}", wrote_text(&args.out, data.workloads.len(), &names));
     Ok(Exit::Ok)
 }

@@ -8,8 +8,9 @@ use effbench_models::{Kind, WorkloadSpec};
 
 use super::CliResult;
 use crate::backend::Backend;
-use crate::baseline::{BaselineSpec, RunComparison};
+use crate::baseline::BaselineSpec;
 use crate::error::{Error, Exit};
+use crate::report::summary::{self, RunOutput};
 use crate::run::out::OutDir;
 use crate::run::{self, RunPlan};
 use crate::sensor::{discover, fake::FakePower, Sensor, Status};
@@ -297,67 +298,34 @@ pub fn main(args: RunArgs) -> CliResult {
     let out_dir = plan.out_dir.clone();
     let mut progress = crate::report::progress::for_stderr();
     let finished = run::execute(plan, progress.as_mut())?;
-    let results: Vec<&crate::result::RunResult> = finished.iter().map(|f| &f.result).collect();
+    let runs: Vec<RunOutput> = finished.iter().map(|f| RunOutput { path: &f.path, result: &f.result }).collect();
     if json {
-        let items: Vec<serde_json::Value> = finished
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "workload": f.result.workload.id,
-                    "path": f.path,
-                    "valid_repeats": f.valid_repeats(),
-                    "repeats": f.result.repeats.len(),
-                    "energy_provenance": run::energy_label(&f.result.energy_sources),
-                    "summary": f.result.summary,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        print!("{}", summary::run_json(&runs));
     } else {
-        print!("{}", crate::report::table::render(&results));
-        println!("results: {}", out_dir.display());
-        if results.iter().any(|r| run::energy_label(&r.energy_sources) == "estimated") {
-            println!("energy: ESTIMATED from CPU utilisation and rated power: no measured source for the cpu (`effbench sensors` says why)");
-        }
+        print!("{}", summary::run_text(&runs, &out_dir));
     }
-    let invalid: Vec<&str> = finished
-        .iter()
-        .filter(|f| f.valid_repeats() < f.result.repeats.len())
-        .map(|f| f.result.workload.id.as_str())
-        .collect();
-    if !invalid.is_empty() {
-        eprintln!("effbench: invalid repeats (quality target missed) in: {}", invalid.join(", "));
+    let invalid = summary::invalid_line(&runs);
+    if let Some(line) = &invalid {
+        eprint!("{line}");
     }
     if let Some(b) = &baseline {
         let opts = crate::verdict::CompareOptions::default();
         let mut compared = Vec::new();
-        for r in &results {
-            let c = b.compare(r, &opts).map_err(|e| Error::bad_input(anyhow!(e)))?;
-            match &c {
-                RunComparison::Compared { baseline, comparison } => {
-                    let text = crate::report::compare::render_text(comparison);
-                    let line = format!("\nagainst the baseline {}:\n{text}", baseline.display());
-                    if json {
-                        eprint!("{line}")
-                    } else {
-                        print!("{line}")
-                    }
-                }
-                RunComparison::NoBaseline { message } => {
-                    if json {
-                        eprintln!("effbench: {message}")
-                    } else {
-                        println!("\n{message}")
-                    }
-                }
+        for r in &runs {
+            let c = b.compare(r.result, &opts).map_err(|e| Error::bad_input(anyhow!(e)))?;
+            let text = summary::comparison_text(&c, json);
+            if json {
+                eprint!("{text}")
+            } else {
+                print!("{text}")
             }
             compared.push(c);
         }
         if let Some(exit) = crate::baseline::worst_exit(&compared) {
-            return Ok(exit.worst(if invalid.is_empty() { Exit::Ok } else { Exit::Invalid }));
+            return Ok(exit.worst(if invalid.is_none() { Exit::Ok } else { Exit::Invalid }));
         }
     }
-    if !invalid.is_empty() {
+    if invalid.is_some() {
         return Ok(Exit::Invalid);
     }
     Ok(Exit::Ok)

@@ -6,7 +6,6 @@ use super::CliResult;
 use crate::error::{Error, Exit};
 use crate::sensor::command::{CommandMode, CommandOptions, CommandUnit};
 use crate::sensor::discover::{discover, unmeasured_domains, DiscoverOptions};
-use crate::sensor::{Candidate, Status};
 
 #[derive(Args, Debug, Clone)]
 pub struct MeterArgs {
@@ -119,54 +118,15 @@ pub struct SensorsArgs {
     pub json: bool,
 }
 
-fn status_text(c: &Candidate) -> (String, String) {
-    match &c.status {
-        Status::Ok => ("ok".into(), String::new()),
-        Status::Estimated => ("estimated".into(), "a model (rated power x utilisation), not a measurement".into()),
-        Status::PermissionDenied { fix } => ("permission denied".into(), fix.clone()),
-        Status::Unavailable { reason } => ("unavailable".into(), reason.clone()),
-    }
-}
-
 pub fn main(args: SensorsArgs) -> CliResult {
     args.meter.check().map_err(|e| Error::bad_input(anyhow::anyhow!(e)))?;
     let opts = args.meter.options(&["cpu"]);
     let candidates = discover(&opts);
     if args.json {
-        let items: Vec<serde_json::Value> = candidates
-            .iter()
-            .map(|c| {
-                let mut v = serde_json::json!({
-                    "kind": c.kind,
-                    "id": c.id,
-                    "domains": c.domains,
-                    "detail": c.detail,
-                });
-                if let (Some(obj), Ok(serde_json::Value::Object(st))) =
-                    (v.as_object_mut(), serde_json::to_value(&c.status))
-                {
-                    obj.extend(st);
-                }
-                v
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
-        return Ok(Exit::Ok);
-    }
-    println!("sysfs root: {}", opts.root.display());
-    println!("{:<10} {:<34} {:<14} {:<18} what to know", "kind", "id", "domains", "status");
-    for c in &candidates {
-        let (status, note) = status_text(c);
-        println!("{:<10} {:<34} {:<14} {:<18} {note}", c.kind, c.id, c.domains.join(","), status);
-    }
-    let missing = unmeasured_domains(&candidates, &opts.backend_domains);
-    if missing.is_empty() {
-        println!("\nthe cpu backend's energy is measured.");
+        print!("{}", crate::report::listing::sensors_json(&candidates));
     } else {
-        println!(
-            "\nno measured source for: {} (runs label its energy ESTIMATED; `run --require-measured` refuses to start)",
-            missing.join(", ")
-        );
+        let missing = unmeasured_domains(&candidates, &opts.backend_domains);
+        print!("{}", crate::report::listing::sensors_text(&opts.root, &candidates, &missing));
     }
     Ok(Exit::Ok)
 }

@@ -36,17 +36,6 @@ pub fn main(args: SubmitArgs) -> CliResult {
         archive: args.archive,
     };
     let s = submit(&opts).map_err(Error::bad_input)?;
-    for r in &s.results {
-        println!("result: {r}");
-    }
-    let commit = s.software.git_commit.clone().unwrap_or_else(|| s.software.git_note.clone().unwrap_or_default());
-    println!("effbench {} ({commit}), binary SHA-256 {}", s.software.effbench_version, s.software.binary_sha256);
-    println!("bundle: {} ({} files)", s.out.display(), s.files);
-    if let Some(fp) = &s.fingerprint {
-        println!("signed: {fp}");
-    }
-    if let Some(a) = &s.archive {
-        println!("archive: {}", a.display());
-    }
+    print!("{}", crate::report::listing::submitted_text(&s));
     Ok(Exit::Ok)
 }

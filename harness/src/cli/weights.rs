@@ -74,6 +74,6 @@ pub fn main(args: WeightsArgs) -> CliResult {
         "effbench_version": env!("CARGO_PKG_VERSION"),
     });
     crate::fsutil::write_json_atomic(&dir.join(format!("{}.json", spec.weights_name())), &provenance)?;
-    println!("{} (quality {:.4} after {} samples)", path.display(), out.quality, out.samples_processed);
+    print!("{}", crate::report::listing::weights_line(&path, out.quality, out.samples_processed));
     Ok(Exit::Ok)
 }

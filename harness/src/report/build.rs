@@ -51,9 +51,13 @@ pub fn load_trace(result_path: &Path) -> Result<super::data::Trace, String> {
     }
 }
 
+/// Baselines already read and checked, by path: many results of one workload (10,000 files
+/// from a testbed) read their baseline once.
+type Baselines = std::collections::HashMap<PathBuf, (RunResult, bool)>;
+
 /// `r` compared with its baseline under `spec`. A baseline that exists but cannot be read or
 /// used is bad input; one that is absent (or of another workload) is reported as missing.
-fn compare_with(spec: &BaselineSpec, r: &RunResult) -> Result<BaselineOutcome, Error> {
+fn compare_with(spec: &BaselineSpec, r: &RunResult, cache: &mut Baselines) -> Result<BaselineOutcome, Error> {
     let id = &r.workload.id;
     let Some(path) = spec.locate(id) else {
         let where_ = match spec {
@@ -62,7 +66,11 @@ fn compare_with(spec: &BaselineSpec, r: &RunResult) -> Result<BaselineOutcome, E
         };
         return Ok(BaselineOutcome::Missing(format!("no baseline for {id}: {} does not exist", where_.display())));
     };
-    let b = RunResult::load(&path).map_err(Error::bad_input)?;
+    use std::collections::hash_map::Entry;
+    let (b, checked) = match cache.entry(path.clone()) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert((RunResult::load(&path).map_err(Error::bad_input)?, false)),
+    };
     if b.workload.id != *id {
         return Ok(BaselineOutcome::Missing(format!(
             "no baseline for {id}: {} is a baseline of {}",
@@ -70,38 +78,44 @@ fn compare_with(spec: &BaselineSpec, r: &RunResult) -> Result<BaselineOutcome, E
             b.workload.id
         )));
     }
-    crate::validity::check_file(&b, &path)?;
-    crate::baseline::check_usable(&path, &b).map_err(Error::bad_input)?;
-    let comparison = Box::new(compare(r, &b, &CompareOptions::default()));
+    if !*checked {
+        crate::validity::check_file(b, &path)?;
+        crate::baseline::check_usable(&path, b).map_err(Error::bad_input)?;
+        *checked = true;
+    }
+    let comparison = Box::new(compare(r, b, &CompareOptions::default()));
     Ok(BaselineOutcome::Compared { path: path.display().to_string(), comparison })
 }
 
-/// Loads everything a report of `inputs` shows. A file that is not a valid result is an error
-/// naming it (exit 2; 4 for a result whose figures contradict themselves).
+/// Loads everything a report of `inputs` shows, one file at a time: each result is read,
+/// checked, summarised ([`figures`]) and its trace reduced before the next is opened, so only
+/// the parsed results and the reduced traces are held, never a whole trace. A file that is
+/// not a valid result is an error naming it (exit 2; 4 for a result whose figures contradict
+/// themselves).
 pub fn build(inputs: &[PathBuf], baseline: Option<&str>) -> Result<ReportData, Error> {
     let files = result_files(inputs)?;
-    let mut results = Vec::with_capacity(files.len());
-    for f in &files {
-        let r = RunResult::load(f).map_err(Error::bad_input)?;
-        crate::validity::check_file(&r, f)?;
-        results.push(r);
-    }
     let spec = baseline.map(BaselineSpec::parse);
-    let names = unique_names(&results.iter().collect::<Vec<_>>());
-    let mut workloads = Vec::with_capacity(results.len());
-    for ((f, result), name) in files.iter().zip(results).zip(names) {
+    let mut cache = Baselines::new();
+    let mut workloads = Vec::with_capacity(files.len());
+    for f in &files {
+        let result = RunResult::load(f).map_err(Error::bad_input)?;
+        crate::validity::check_file(&result, f)?;
         let baseline = match &spec {
-            Some(s) => Some(compare_with(s, &result)?),
+            Some(s) => Some(compare_with(s, &result, &mut cache)?),
             None => None,
         };
         workloads.push(WorkloadReport {
-            name,
+            name: String::new(),
             source: f.display().to_string(),
             figures: figures(&result),
             trace: load_trace(f),
             result,
             baseline,
         });
+    }
+    let names = unique_names(&workloads.iter().map(|w| &w.result).collect::<Vec<_>>());
+    for (w, name) in workloads.iter_mut().zip(names) {
+        w.name = name;
     }
     Ok(ReportData {
         effbench_version: env!("CARGO_PKG_VERSION").to_string(),

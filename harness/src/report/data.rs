@@ -160,22 +160,37 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
 
 /// Names for the results: the workload id where it is unique among them, else the id with
 /// the host class and backend device, made file-name safe (and numbered if still equal).
+/// Linear in the number of results (counts and taken names in hash maps): a report of
+/// 10,000 results must not compare every name with every other.
 pub fn unique_names(results: &[&RunResult]) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
     let safe = |s: &str| -> String {
         s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
     };
-    let count = |id: &str| results.iter().filter(|r| r.workload.id == id).count();
-    let mut names: Vec<String> = Vec::new();
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for r in results {
-        let mut name = if count(&r.workload.id) == 1 {
+        *count.entry(r.workload.id.as_str()).or_default() += 1;
+    }
+    let mut taken: HashSet<String> = HashSet::with_capacity(results.len());
+    // Per base name, the next number to try, so equal names cost one probe each, not a scan.
+    let mut next: HashMap<String, usize> = HashMap::new();
+    let mut names: Vec<String> = Vec::with_capacity(results.len());
+    for r in results {
+        let base = if count[r.workload.id.as_str()] == 1 {
             safe(&r.workload.id)
         } else {
             safe(&format!("{}-{}-{}", r.workload.id, r.system.host_class(), r.backend.device))
         };
-        if names.contains(&name) {
-            let n = (2..).find(|i| !names.contains(&format!("{name}-{i}"))).unwrap_or(2);
-            name = format!("{name}-{n}");
+        let mut name = base.clone();
+        if taken.contains(&name) {
+            let n = next.entry(base.clone()).or_insert(2);
+            while taken.contains(&format!("{base}-{n}")) {
+                *n += 1;
+            }
+            name = format!("{base}-{n}");
+            *n += 1;
         }
+        taken.insert(name.clone());
         names.push(name);
     }
     names

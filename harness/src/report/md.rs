@@ -191,9 +191,14 @@ pub fn appendix(data: &ReportData) -> Vec<(String, Vec<String>)> {
 /// The Markdown report; `plots` from [`super::plots::all`].
 pub fn render(data: &ReportData, plots: &[Plot]) -> String {
     let mut out = format!("# effbench report\n\n{} result(s).\n\n", data.workloads.len());
+    // One pass over the plots, not one per workload: a report of 10,000 results.
+    let mut by_workload: std::collections::HashMap<&str, Vec<&Plot>> = std::collections::HashMap::new();
+    for p in plots {
+        by_workload.entry(p.workload.as_str()).or_default().push(p);
+    }
     for w in &data.workloads {
-        let mine: Vec<&Plot> = plots.iter().filter(|p| p.workload == w.name).collect();
-        out += &workload(w, &mine);
+        let mine = by_workload.get(w.name.as_str()).map_or(&[][..], Vec::as_slice);
+        out += &workload(w, mine);
         out += "\n";
     }
     out += "## Appendix\n";

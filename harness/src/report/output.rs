@@ -25,32 +25,65 @@ pub enum Format {
 /// earlier report, which `report` may replace.
 pub const NAMES: &[&str] = &["index.html", "report.md", "bmf.json", "effbench.prom", "repeats.csv"];
 
-/// Every file of the report of `data` in `formats`: (name, bytes), plots once.
-pub fn render(data: &ReportData, formats: &[Format]) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+/// The files of the report of `data` in `formats`, one at a time as (name, bytes): the plots
+/// are drawn once up front (html and md share them), then each format is rendered when asked
+/// for, and with md each plot's SVG is handed over (moved, not copied). Writing them as they
+/// come ([`write_dir`]) holds one rendered file at a time besides the plots.
+pub struct Files<'a> {
+    data: &'a ReportData,
+    formats: Vec<Format>,
+    plots: Vec<super::plots::Plot>,
+    next_format: usize,
+    next_plot: usize,
+}
+
+/// The report of `data` in `formats`, lazily (see [`Files`]).
+pub fn files<'a>(data: &'a ReportData, formats: &[Format]) -> Files<'a> {
     let plots = if formats.iter().any(|f| matches!(f, Format::Html | Format::Md)) {
         super::plots::all(data)
     } else {
         Vec::new()
     };
-    for f in formats {
-        let (name, text) = match f {
-            Format::Html => ("index.html", super::html::render(data, &plots)),
-            Format::Md => ("report.md", super::md::render(data, &plots)),
-            Format::Bmf => ("bmf.json", super::bmf::render(data)),
-            Format::Prometheus => ("effbench.prom", super::prom::render(data)),
-            Format::Csv => ("repeats.csv", super::csv::render(data)),
-        };
-        files.push((name.to_string(), text.into_bytes()));
-    }
-    if formats.contains(&Format::Md) {
-        for p in &plots {
-            if let Ok(svg) = &p.svg {
-                files.push((p.file.clone(), svg.clone().into_bytes()));
+    Files { data, formats: formats.to_vec(), plots, next_format: 0, next_plot: 0 }
+}
+
+impl Iterator for Files<'_> {
+    type Item = (String, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(f) = self.formats.get(self.next_format) {
+            self.next_format += 1;
+            let (data, plots) = (self.data, &self.plots);
+            let (name, text) = match f {
+                Format::Html => ("index.html", super::html::render(data, plots)),
+                Format::Md => ("report.md", super::md::render(data, plots)),
+                Format::Bmf => ("bmf.json", super::bmf::render(data)),
+                Format::Prometheus => ("effbench.prom", super::prom::render(data)),
+                Format::Csv => ("repeats.csv", super::csv::render(data)),
+            };
+            return Some((name.to_string(), text.into_bytes()));
+        }
+        if !self.formats.contains(&Format::Md) {
+            return None;
+        }
+        while let Some(p) = self.plots.get_mut(self.next_plot) {
+            self.next_plot += 1;
+            if let Ok(svg) = &mut p.svg {
+                return Some((p.file.clone(), std::mem::take(svg).into_bytes()));
             }
         }
+        None
     }
-    files
+}
+
+/// Every file of the report of `data` in `formats`: (name, bytes), plots once.
+pub fn render(data: &ReportData, formats: &[Format]) -> Vec<(String, Vec<u8>)> {
+    files(data, formats).collect()
+}
+
+/// What `report` prints once `dir` is written: how many results, which files.
+pub fn wrote_text(dir: &Path, results: usize, names: &[String]) -> String {
+    format!("wrote {} ({results} result(s)): {}\n", dir.display(), names.join(", "))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +128,11 @@ fn check_replaceable(dir: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Writes `files` as directory `dir`: into a fresh temporary directory in `dir`'s parent,
-/// fsynced, then renamed to `dir` (an earlier report there is moved aside first and removed
-/// after). On error nothing is left but what was there before.
-pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), WriteError> {
+/// Writes `files` as directory `dir`, each as it comes (so only one is held at a time): into a
+/// fresh temporary directory in `dir`'s parent, fsynced, then renamed to `dir` (an earlier
+/// report there is moved aside first and removed after). On error nothing is left but what
+/// was there before. Returns the names written, in order.
+pub fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<String>, WriteError> {
     use std::io::Write;
     check_replaceable(dir)?;
     let parent = match dir.parent() {
@@ -112,10 +146,12 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), WriteErr
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(io(tmp.path()))?;
     }
+    let mut names = Vec::new();
     for (name, bytes) in files {
-        let path = tmp.path().join(name);
+        let path = tmp.path().join(&name);
         let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&path))?;
+        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io(&path))?;
+        names.push(name);
     }
     let old = if dir.exists() {
         let aside = tempfile::Builder::new().prefix(".effbench-old-").tempdir_in(&parent).map_err(io(&parent))?;
@@ -140,5 +176,5 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), WriteErr
     if let Ok(d) = std::fs::File::open(&parent) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(names)
 }

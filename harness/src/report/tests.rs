@@ -55,19 +55,19 @@ fn a_directory_with_other_files_is_never_replaced() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let files = vec![("repeats.csv".to_string(), b"a\n".to_vec())];
-    let e = super::output::write_dir(&out, &files).unwrap_err();
+    let e = super::output::write_dir(&out, files.clone()).unwrap_err();
     assert!(e.to_string().contains("notes.txt"), "{e}");
     assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
     std::fs::remove_file(out.join("notes.txt")).unwrap();
     std::fs::write(out.join("index.html"), "old").unwrap();
-    super::output::write_dir(&out, &files).unwrap();
+    super::output::write_dir(&out, files.clone()).unwrap();
     assert_eq!(std::fs::read_to_string(out.join("repeats.csv")).unwrap(), "a\n");
     assert!(!out.join("index.html").exists());
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["r"], "no temporary directory left");
     let file = tmp.path().join("thesis.tex");
     std::fs::write(&file, "keep me").unwrap();
-    let e = super::output::write_dir(&file, &files).unwrap_err();
+    let e = super::output::write_dir(&file, files.clone()).unwrap_err();
     assert!(e.to_string().contains("not a directory"), "{e}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me", "a file given as --out is never replaced");
 }

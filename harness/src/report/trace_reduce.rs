@@ -9,6 +9,11 @@ use std::io::BufRead;
 /// The fewest columns a reduced trace keeps (about one per pixel of a plot).
 pub const COLUMNS: usize = 600;
 
+/// The most windows (runs of one label) a trace may have. effbench writes an idle window and
+/// one per repeat (`--repeat` is capped at 1,000), with gaps between: a trace with more is
+/// not one of ours, and refusing it keeps memory bounded whatever a file holds.
+pub const MAX_WINDOWS: usize = 4096;
+
 /// A reduced trace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trace {
@@ -122,8 +127,14 @@ pub fn read(mut reader: impl BufRead, name: &str) -> Result<Trace, String> {
         }
         red.add(t, &powers);
         let label = f.get(1).copied().unwrap_or("");
+        let full = windows.len() >= MAX_WINDOWS;
         match windows.last_mut() {
             Some(w) if w.label == label => w.t1 = t,
+            _ if full => {
+                return Err(format!(
+                    "{name} line {n}: more than {MAX_WINDOWS} windows (label runs); not an effbench trace"
+                ))
+            }
             _ => windows.push(Window { label: label.to_string(), t0: t, t1: t }),
         }
         rows += 1;
@@ -175,5 +186,11 @@ mod tests {
         let e = read("t_s,phase,cpu_w\nzero,idle,1\n".as_bytes(), "w.trace.csv").unwrap_err();
         assert!(e.contains("w.trace.csv line 2"), "{e}");
         assert!(read("hello\n".as_bytes(), "x").unwrap_err().contains("not an effbench trace"));
+        let mut many = String::from("t_s,phase,cpu_w\n");
+        for i in 0..=MAX_WINDOWS {
+            many += &format!("{i},w{},1\n", i % 2);
+        }
+        let e = read(many.as_bytes(), "m.trace.csv").unwrap_err();
+        assert!(e.contains(&format!("m.trace.csv line {}: more than {MAX_WINDOWS} windows", MAX_WINDOWS + 2)), "{e}");
     }
 }

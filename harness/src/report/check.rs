@@ -1,8 +1,9 @@
-//! Renderers of a [`CheckReport`]: pure functions returning text (terminal, JSON, Markdown).
+//! `effbench check`'s report of a bundle ([`CheckReport`]): pure functions returning text (terminal,
+//! JSON, Markdown).
 
 use std::fmt::Write as _;
 
-use super::check::{CheckReport, Feedback, Status};
+use crate::bundle::check::{CheckReport, Feedback, Status};
 
 fn summary(r: &CheckReport) -> String {
     format!(
