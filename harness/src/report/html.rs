@@ -88,8 +88,18 @@ fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
     out += &table(&SUMMARY_HEADER, &summary_rows(w));
     for p in plots {
         out += &match &p.svg {
-            Ok(svg) => format!("<figure>\n{}\n<figcaption>{}</figcaption></figure>\n", inline_svg(svg), esc(&p.title)),
-            Err(why) => format!("<p class=\"missing\">{} not drawn: {}.</p>\n", esc(&p.title), esc(why)),
+            Ok(svg) => format!(
+                "<figure data-kind=\"{}\">\n{}\n<figcaption>{}</figcaption></figure>\n",
+                p.kind,
+                inline_svg(svg),
+                esc(&p.title)
+            ),
+            Err(why) => format!(
+                "<p class=\"missing\" data-kind=\"{}\">{} not drawn: {}.</p>\n",
+                p.kind,
+                esc(&p.title),
+                esc(why)
+            ),
         };
     }
     if let Some(b) = &w.baseline {

@@ -101,3 +101,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Whether a test that needs an outside tool (`what`) may run: `true` when `found`. When it
+/// is absent the test is skipped with a message saying how to get it (`how`), except under CI
+/// (the `CI` environment variable set), where a missing tool fails the test: CI installs it.
+pub fn tool_present(what: &str, found: bool, how: &str) -> bool {
+    if found {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} is missing and CI is set: {how}");
+    eprintln!("SKIPPED: {what} is missing ({how}); under CI this test fails instead");
+    false
+}
