@@ -61,6 +61,8 @@ const QUERY: &str = r#"(() => {
     .filter(e => { const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length;
   return {
     svgs: document.querySelectorAll('svg').length,
+    tableRows: [...document.querySelectorAll('table')].map(t => t.rows.length),
+    nan: document.body.innerText.includes('NaN'),
     loaded: performance.getEntriesByType('resource').map(e => e.name),
     sections: [...document.querySelectorAll('section')].map(s => ({
       id: s.id,
@@ -178,6 +180,10 @@ fn every_plot_draws_in_chromium_and_what_is_missing_is_said() {
     }
     let img = decode(&png);
     assert_eq!(dom["loaded"], json!([]), "the report loaded something: it must be self-contained");
+    // No empty table (an invalid candidate's comparison has no rows) and no "NaN" shown.
+    let rows = dom["tableRows"].as_array().unwrap();
+    assert!(rows.iter().all(|n| n.as_u64().unwrap() >= 2), "a table without rows: {rows:?}");
+    assert_eq!(dom["nan"], json!(false), "the page shows NaN");
     let sections = dom["sections"].as_array().unwrap();
     assert_eq!(sections.len(), 3, "{dom:#}");
     let (full, infer, bare) = (&sections[0], &sections[1], &sections[2]);
