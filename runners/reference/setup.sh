@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates runners/reference/.venv with the reference runner's dependencies (onnxruntime on CPU).
-# Idempotent: does nothing when the venv already has the pinned versions.
+# Creates runners/reference/.venv with the reference runner's dependencies (onnxruntime on CPU)
+# and the tests' pinned Python packages, and puts junit-10.xsd in .venv/share (see below).
+# Idempotent: does nothing when the venv already has the pinned versions and the schema.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$here/.venv"
