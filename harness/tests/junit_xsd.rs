@@ -47,7 +47,15 @@ fn validate(python: &Path, xsd: &Path, files: &[PathBuf]) -> Vec<String> {
 /// Runs `gate CANDIDATE --baseline BASELINE --junit OUT`, expecting exit `code`; returns the
 /// JUnit file after checking it holds `holds`.
 fn gate(candidate: &Path, baseline: &Path, out: PathBuf, code: i32, holds: &str) -> PathBuf {
-    let o = effbench().arg("gate").arg(candidate).arg("--baseline").arg(baseline).arg("--junit").arg(&out).output().unwrap();
+    let o = effbench()
+        .arg("gate")
+        .arg(candidate)
+        .arg("--baseline")
+        .arg(baseline)
+        .arg("--junit")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(code), "{}", both(&o));
     let xml = std::fs::read_to_string(&out).unwrap();
     assert!(xml.contains(holds), "{} lacks {holds}: {xml}", out.display());

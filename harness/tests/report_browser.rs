@@ -10,9 +10,9 @@
 //! installs it). Without it the test is skipped with a message, except under CI (`CI` set),
 //! where it fails. `EFFBENCH_SCREENSHOT=FILE` keeps the screenshot for a person to look at.
 
-mod util;
 #[path = "browser/cdp.rs"]
 mod cdp;
+mod util;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -203,6 +203,9 @@ fn every_plot_draws_in_chromium_and_what_is_missing_is_said() {
     for f in bare["figures"].as_array().unwrap() {
         assert!(f["kind"] != "quality" && f["kind"] != "power", "{bare:#}");
     }
+    // report.md says the same.
+    let md = std::fs::read_to_string(html.with_file_name("report.md")).unwrap();
+    assert!(md.contains("*quality against samples consumed not drawn: no evaluations recorded"), "{md}");
     let figures: Vec<&Value> = sections.iter().flat_map(|s| s["figures"].as_array().unwrap()).collect();
     assert_eq!(dom["svgs"].as_u64().unwrap() as usize, figures.len(), "an SVG outside a figure");
 

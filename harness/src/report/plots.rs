@@ -245,7 +245,8 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
     let ymax = all.map(|p| p[2]).chain(idle.values().map(|v| v.0)).fold(0.0, f64::max).max(1e-9);
     let top = ymax * 1.12;
     let (x0, x1) = pad(t0, t1);
-    let est = |d: &String| w.result.energy_sources.iter().any(|s| &s.domain == d && s.provenance == Provenance::Estimated);
+    let est =
+        |d: &String| w.result.energy_sources.iter().any(|s| &s.domain == d && s.provenance == Provenance::Estimated);
     let title = titled(format!("{}: power by domain", w.result.workload.id), t.domains.iter().any(est));
     svg_sized(SIZE, |root| {
         let mut c = ChartBuilder::on(root)
@@ -270,7 +271,8 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
             for x in [win.t0, win.t1] {
                 c.draw_series(DashedLineSeries::new([(x, 0.0), (x, top)], 4, 3, edge))?;
             }
-            let at = EmptyElement::at((win.t0, ymax * 1.06)) + Text::new(win.label.clone(), (4, 0), text_style(11, HPos::Left));
+            let at = EmptyElement::at((win.t0, ymax * 1.06))
+                + Text::new(win.label.clone(), (4, 0), text_style(11, HPos::Left));
             c.draw_series([at])?;
         }
         let (mut keys, mut named) = (Vec::new(), Vec::new());
@@ -302,8 +304,15 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
         keys.push(Key { shade: Some(SHADE), ..Key::line("measured repeat window".into(), edge, true) });
         legend(root, (SIZE.0 as i32 - LEGEND_W as i32 + 8, 50), &keys)?;
         let y = 60 + 20 * keys.len() as i32;
-        for (k, note) in ["each pixel column is drawn", "from its lowest to its highest", "reading, so no peak is lost"].iter().enumerate() {
-            root.draw(&Text::new(*note, (SIZE.0 as i32 - LEGEND_W as i32 + 8, y + 14 * k as i32), text_style(11, HPos::Left)))?;
+        for (k, note) in ["each pixel column is drawn", "from its lowest to its highest", "reading, so no peak is lost"]
+            .iter()
+            .enumerate()
+        {
+            root.draw(&Text::new(
+                *note,
+                (SIZE.0 as i32 - LEGEND_W as i32 + 8, y + 14 * k as i32),
+                text_style(11, HPos::Left),
+            ))?;
         }
         Ok(())
     })

@@ -25,7 +25,13 @@ pub struct Row {
 
 /// Rows of a point with its 95% interval (a forest plot), first row on top, with vertical
 /// reference lines (the first dashed) and a line of text under the axis.
-pub fn intervals(title: &str, x_desc: &str, rows: &[Row], refs: &[(f64, String)], footer: &str) -> Result<String, String> {
+pub fn intervals(
+    title: &str,
+    x_desc: &str,
+    rows: &[Row],
+    refs: &[(f64, String)],
+    footer: &str,
+) -> Result<String, String> {
     let vals = rows.iter().filter_map(|r| r.value);
     if vals.clone().next().is_none() {
         return Err("nothing to plot".into());
@@ -70,13 +76,16 @@ pub fn intervals(title: &str, x_desc: &str, rows: &[Row], refs: &[(f64, String)]
             root.draw(&Text::new(r.label.clone(), (left - 8, py), text_style(12, HPos::Right)))?;
             root.draw(&Text::new(r.note.clone(), (right + 8, py), text_style(12, HPos::Left)))?;
             let Some([m, a, b]) = r.value else {
-                let mid = EmptyElement::at(((lo + hi) / 2.0, y)) + Text::new("not computed", (0, 0), text_style(12, HPos::Center));
+                let mid = EmptyElement::at(((lo + hi) / 2.0, y))
+                    + Text::new("not computed", (0, 0), text_style(12, HPos::Center));
                 c.draw_series([mid])?;
                 continue;
             };
             c.draw_series([PathElement::new([(a, y), (b, y)], BLACK.stroke_width(2))])?;
             for end in [a, b] {
-                c.draw_series([EmptyElement::at((end, y)) + PathElement::new([(0, -6), (0, 6)], BLACK.stroke_width(2))])?;
+                c.draw_series([
+                    EmptyElement::at((end, y)) + PathElement::new([(0, -6), (0, 6)], BLACK.stroke_width(2))
+                ])?;
             }
             c.draw_series([Circle::new((m, y), 5, BLACK.filled())])?;
         }
@@ -142,7 +151,8 @@ pub fn energy_per_unit(data: &ReportData, id: &str) -> Result<String, String> {
         .into_iter()
         .map(|(label, v)| {
             let v = v.map(|v| v.map(|x| x * k));
-            let note = v.map_or("see the table".into(), |[m, a, b]| format!("{} [{}, {}] {name}", sig3(m), sig3(a), sig3(b)));
+            let note =
+                v.map_or("see the table".into(), |[m, a, b]| format!("{} [{}, {}] {name}", sig3(m), sig3(a), sig3(b)));
             Row { label, value: v, note }
         })
         .collect();
