@@ -28,7 +28,12 @@ fn schema() -> Option<(PathBuf, PathBuf)> {
     let venv = repo().join("runners/reference/.venv");
     let (python, xsd) = (venv.join("bin/python"), venv.join("share/junit-10.xsd"));
     let found = python.exists() && xsd.exists();
-    tool_present("junit-10.xsd and xmlschema", found, "run `bash runners/reference/setup.sh`").then_some((python, xsd))
+    tool_present(
+        "the junit-10.xsd validator (xmlschema, and the schema in the venv)",
+        found,
+        "run `bash runners/reference/setup.sh`",
+    )
+    .then_some((python, xsd))
 }
 
 /// Each file's verdict from the real validator, in order.
