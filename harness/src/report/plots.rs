@@ -202,6 +202,8 @@ pub fn quality(w: &WorkloadReport) -> Result<String, String> {
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..xmax, ylo..yhi)?;
         c.configure_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
             .x_desc("training samples consumed (samples)")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
@@ -257,6 +259,8 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, 0.0..top)?;
         c.configure_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
             .x_desc("time since the meter started (s)")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)

@@ -52,6 +52,8 @@ pub fn intervals(
             .y_label_area_size(ROW_LABEL_W)
             .build_cartesian_2d(lo..hi, -0.6..ytop)?;
         c.configure_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
             .x_desc(x_desc)
             .x_label_formatter(&tick)
             .y_labels(0)
