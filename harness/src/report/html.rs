@@ -58,6 +58,9 @@ fn inline_md(s: &str) -> String {
 fn comparison(b: &BaselineOutcome) -> String {
     let mut out = String::from("<h3>Against the baseline</h3>\n");
     if let BaselineOutcome::Compared { comparison: c, .. } = b {
+        // A metric missing on a side is NaN: shown as "-", not "NaN".
+        let num = |v: f64| if v.is_finite() { format!("{v:.4e}") } else { "-".into() };
+        let per = |v: f64| if v.is_finite() { pct(v) } else { "-".into() };
         let rows: Vec<Vec<String>> = c
             .rows
             .iter()
@@ -65,15 +68,17 @@ fn comparison(b: &BaselineOutcome) -> String {
                 vec![
                     r.resource.to_string(),
                     r.metric.clone(),
-                    format!("{:.4e} -> {:.4e}", r.baseline_mean, r.candidate_mean),
-                    pct(r.reduction),
-                    format!("[{}, {}]", pct(r.ci95[0]), pct(r.ci95[1])),
+                    format!("{} -> {}", num(r.baseline_mean), num(r.candidate_mean)),
+                    per(r.reduction),
+                    format!("[{}, {}]", per(r.ci95[0]), per(r.ci95[1])),
                     r.verdict.to_string(),
                 ]
             })
             .collect();
         let header = ["resource", "metric", "baseline -> candidate (means)", "reduction", "95% interval", "verdict"];
-        out += &table(&header, &rows);
+        if !rows.is_empty() {
+            out += &table(&header, &rows);
+        }
         out += &format!("<p>{}</p>\n", esc(&super::compare::scope_line(c)));
         for w in &c.warnings {
             out += &format!("<p class=\"missing\">warning: {}</p>\n", esc(w));
@@ -88,8 +93,18 @@ fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
     out += &table(&SUMMARY_HEADER, &summary_rows(w));
     for p in plots {
         out += &match &p.svg {
-            Ok(svg) => format!("<figure>\n{}\n<figcaption>{}</figcaption></figure>\n", inline_svg(svg), esc(&p.title)),
-            Err(why) => format!("<p class=\"missing\">{} not drawn: {}.</p>\n", esc(&p.title), esc(why)),
+            Ok(svg) => format!(
+                "<figure data-kind=\"{}\">\n{}\n<figcaption>{}</figcaption></figure>\n",
+                p.kind,
+                inline_svg(svg),
+                esc(&p.title)
+            ),
+            Err(why) => format!(
+                "<p class=\"missing\" data-kind=\"{}\">{} not drawn: {}.</p>\n",
+                p.kind,
+                esc(&p.title),
+                esc(why)
+            ),
         };
     }
     if let Some(b) = &w.baseline {

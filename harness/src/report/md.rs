@@ -89,12 +89,14 @@ pub fn verdict_words(b: &BaselineOutcome) -> String {
         BaselineOutcome::Missing(why) => format!("Not compared: {why}."),
         BaselineOutcome::Compared { path, comparison: c } => {
             let per: Vec<String> = c.resources.iter().map(|(r, v)| format!("{r}: {v}")).collect();
+            // The overall verdict's word in bold; its reason is already in the per-resource part.
+            let overall = c.overall.to_string();
+            let word = overall.split(':').next().unwrap_or(&overall);
             format!(
-                "Against the baseline {path}, the target of at least {:.0}% less is **{}** ({}). \
+                "Against the baseline {path}, the target of at least {:.0}% less is **{word}** ({}). \
                  A resource is met when the lower end of its reduction's 95% interval reaches the \
                  target, not met when the upper end falls short of it, and inconclusive otherwise.",
                 100.0 * c.target,
-                c.overall,
                 per.join("; ")
             )
         }
@@ -121,9 +123,13 @@ fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
     }
     if let Some(b) = &w.baseline {
         out += "\n";
+        // A comparison without a single row (an invalid candidate) is said in words, not as
+        // an empty table.
         if let BaselineOutcome::Compared { comparison, .. } = b {
-            out += &super::compare::render_markdown(comparison).replace("### ", "### Against the baseline: ");
-            out += "\n";
+            if !comparison.rows.is_empty() {
+                out += &super::compare::render_markdown(comparison).replace("### ", "### Against the baseline: ");
+                out += "\n";
+            }
         }
         out += &verdict_words(b);
         out += "\n";

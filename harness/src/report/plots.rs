@@ -5,14 +5,24 @@
 //! in lightness as well as hue, and series also differ in marker shape, so the plots stay
 //! readable printed in grey.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::data::{provenance_label, BaselineOutcome, ReportData, WorkloadReport};
+mod intervals;
+
+pub use intervals::{energy_per_unit, forest, intervals, Row};
+
+use super::data::{ReportData, WorkloadReport};
 use crate::result::WorkloadKind;
 use crate::sensor::Provenance;
 
-const SIZE: (u32, u32) = (760, 380);
+const SIZE: (u32, u32) = (900, 400);
+/// Room right of a line plot for its legend.
+const LEGEND_W: u32 = 230;
+/// The shade of a measured repeat's window in the power trace.
+const SHADE: RGBColor = RGBColor(228, 228, 228);
+
 const FONT: &str = "sans-serif";
 
 /// Okabe–Ito colours ordered so neighbours differ in lightness: black, blue, vermilion,
@@ -35,6 +45,8 @@ fn colour(i: usize) -> RGBColor {
 pub struct Plot {
     /// The `WorkloadReport::name` it belongs to.
     pub workload: String,
+    /// `quality`, `power`, `energy` or `reduction`.
+    pub kind: &'static str,
     pub title: String,
     /// `<workload>-<kind>.svg`, where report.md links it.
     pub file: String,
@@ -43,13 +55,15 @@ pub struct Plot {
 }
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
+type Root<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
-fn svg(draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> Drawn) -> Result<String, String> {
+fn svg_sized(size: (u32, u32), draw: impl FnOnce(&Root) -> Drawn) -> Result<String, String> {
     let mut s = String::new();
     {
-        let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut s, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(root).map_err(|e| format!("drawing failed: {e}"))?;
+        draw(&root).map_err(|e| format!("drawing failed: {e}"))?;
+        root.present().map_err(|e| e.to_string())?;
     }
     Ok(s)
 }
@@ -71,8 +85,99 @@ fn pad(lo: f64, hi: f64) -> (f64, f64) {
     (lo - d, hi + d)
 }
 
-/// Quality against samples consumed, per repeat, with the target line and each repeat's
-/// samples-to-target marked.
+/// A title, with `ESTIMATED` when the figure holds an estimate (never left to the legend).
+fn titled(title: String, estimated: bool) -> String {
+    if estimated {
+        format!("{title} (ESTIMATED)")
+    } else {
+        title
+    }
+}
+
+fn text_style(size: u32, h: HPos) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font()).pos(Pos::new(h, VPos::Center))
+}
+
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Series `i`'s markers at `pts`: one of six shapes, so series differ without colour.
+fn markers(c: &mut Chart, i: usize, pts: &[(f64, f64)], col: RGBColor) -> Drawn {
+    let (fill, line) = (col.filled(), col.stroke_width(2));
+    let at = |p: &(f64, f64)| EmptyElement::at(*p);
+    match i % 6 {
+        0 => c.draw_series(pts.iter().map(|p| Circle::new(*p, 3, fill)))?,
+        1 => c.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 4, fill)))?,
+        2 => c.draw_series(pts.iter().map(|p| Cross::new(*p, 4, line)))?,
+        3 => c.draw_series(pts.iter().map(|p| at(p) + Rectangle::new([(-3, -3), (3, 3)], line)))?,
+        4 => c.draw_series(pts.iter().map(|p| at(p) + Polygon::new(vec![(0, -5), (5, 0), (0, 5), (-5, 0)], fill)))?,
+        _ => c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, line)))?,
+    };
+    Ok(())
+}
+
+/// The same marker as [`markers`] at pixel `(x, y)` of `root`, for the legend.
+fn legend_marker(root: &Root, i: usize, (x, y): (i32, i32), col: RGBColor) -> Drawn {
+    let (fill, line) = (col.filled(), col.stroke_width(2));
+    match i % 6 {
+        0 => root.draw(&Circle::new((x, y), 3, fill))?,
+        1 => root.draw(&TriangleMarker::new((x, y), 4, fill))?,
+        2 => root.draw(&Cross::new((x, y), 4, line))?,
+        3 => root.draw(&Rectangle::new([(x - 3, y - 3), (x + 3, y + 3)], line))?,
+        4 => root.draw(&Polygon::new(vec![(x, y - 5), (x + 5, y), (x, y + 5), (x - 5, y)], fill))?,
+        _ => root.draw(&Circle::new((x, y), 4, line))?,
+    }
+    Ok(())
+}
+
+/// One entry of a legend drawn beside the plot (never over the data).
+struct Key {
+    label: String,
+    style: ShapeStyle,
+    /// Solid line, dashed line, or none (marker only).
+    line: Option<bool>,
+    marker: Option<usize>,
+    /// The open ring that marks samples-to-target.
+    ring: bool,
+    /// A filled patch behind the line (a shaded window).
+    shade: Option<RGBColor>,
+}
+
+impl Key {
+    fn line(label: String, style: ShapeStyle, dashed: bool) -> Key {
+        Key { label, style, line: Some(dashed), marker: None, ring: false, shade: None }
+    }
+}
+
+/// The legend, top-left at pixel `(x, y)` of `root`.
+fn legend(root: &Root, (x, y): (i32, i32), keys: &[Key]) -> Drawn {
+    for (k, key) in keys.iter().enumerate() {
+        let y = y + 20 * k as i32;
+        if let Some(fill) = key.shade {
+            root.draw(&Rectangle::new([(x, y - 7), (x + 24, y + 7)], fill.filled()))?;
+        }
+        match key.line {
+            Some(false) => root.draw(&PathElement::new([(x, y), (x + 24, y)], key.style))?,
+            Some(true) => {
+                for a in [0, 10, 20] {
+                    root.draw(&PathElement::new([(x + a, y), (x + a + 5, y)], key.style))?;
+                }
+            }
+            None => {}
+        }
+        if let Some(i) = key.marker {
+            let RGBAColor(r, g, b, _) = key.style.color;
+            legend_marker(root, i, (x + 12, y), RGBColor(r, g, b))?;
+        }
+        if key.ring {
+            root.draw(&Circle::new((x + 12, y), 7, key.style))?;
+        }
+        root.draw(&Text::new(key.label.clone(), (x + 32, y), text_style(12, HPos::Left)))?;
+    }
+    Ok(())
+}
+
+/// Quality against samples consumed, per repeat (colour and marker shape), with the target
+/// line and each repeat's samples-to-target ringed.
 pub fn quality(w: &WorkloadReport) -> Result<String, String> {
     let r = &w.result;
     if r.workload.kind != WorkloadKind::Train {
@@ -83,58 +188,52 @@ pub fn quality(w: &WorkloadReport) -> Result<String, String> {
         return Err("no evaluations recorded (repeats[].evaluations is absent or empty)".into());
     }
     let pts = curves.iter().flat_map(|(_, e)| e.iter());
-    let xmax = pts.clone().map(|e| e.samples as f64).fold(1.0, f64::max);
+    let xmax = pts.clone().map(|e| e.samples as f64).fold(1.0, f64::max) * 1.05;
     let target = r.workload.quality_target;
     let (ylo, yhi) = pts.fold((target, target), |(a, b), e| (a.min(e.quality), b.max(e.quality)));
     let (ylo, yhi) = pad(ylo, yhi);
     let metric = r.workload.quality_metric.clone();
-    svg(|root| {
-        let mut c = ChartBuilder::on(&root)
+    svg_sized(SIZE, |root| {
+        let mut c = ChartBuilder::on(root)
             .caption(format!("{}: {metric} against samples consumed", r.workload.id), (FONT, 16))
             .margin(12)
+            .margin_right(LEGEND_W)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..xmax * 1.05, ylo..yhi)?;
+            .build_cartesian_2d(0.0..xmax, ylo..yhi)?;
         c.configure_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
             .x_desc("training samples consumed (samples)")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .y_desc(format!("{metric} (held-out)"))
-            .light_line_style(RGBColor(235, 235, 235))
+            .y_desc(format!("{metric} (held-out, fraction)"))
+            .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
         let t = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
-        c.draw_series(DashedLineSeries::new([(0.0, target), (xmax * 1.05, target)], 8, 5, t))?
-            .label(format!("target {target}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], t));
+        c.draw_series(DashedLineSeries::new([(0.0, target), (xmax, target)], 8, 5, t))?;
+        let mut keys = vec![Key::line(format!("target {target}"), t, true)];
         for (i, (rep, evals)) in curves.iter().enumerate() {
             let col = colour(i);
             let line: Vec<(f64, f64)> = evals.iter().map(|e| (e.samples as f64, e.quality)).collect();
-            c.draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))?
-                .label(format!("repeat {i} (seed {})", rep.seed))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], col.stroke_width(2)));
-            c.draw_series(line.iter().map(|p| marker(i, *p, col, 3)))?;
+            c.draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))?;
+            markers(&mut c, i, &line, col)?;
             if let Some(s) = rep.samples_to_target {
                 let q = evals.iter().find(|e| e.samples >= s).map_or(target, |e| e.quality);
-                c.draw_series([Circle::new((s as f64, q), 7, col.stroke_width(2))])?;
+                c.draw_series([Circle::new((s as f64, q), 8, col.stroke_width(2))])?;
             }
+            let label = format!("repeat {i} (seed {})", rep.seed);
+            keys.push(Key { marker: Some(i), ..Key::line(label, col.stroke_width(2), false) });
         }
-        c.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).draw()?;
-        root.present()?;
-        Ok(())
+        let ring = BLACK.stroke_width(2);
+        keys.push(Key { line: None, ring: true, ..Key::line("samples to target".into(), ring, false) });
+        legend(root, (SIZE.0 as i32 - LEGEND_W as i32 + 8, 50), &keys)
     })
 }
 
-/// A marker whose shape depends on the series, so series differ without colour.
-fn marker<'a>(i: usize, p: (f64, f64), col: RGBColor, size: i32) -> DynElement<'static, SVGBackend<'a>, (f64, f64)> {
-    match i % 3 {
-        0 => Circle::new(p, size, col.filled()).into_dyn(),
-        1 => TriangleMarker::new(p, size + 1, col.filled()).into_dyn(),
-        _ => Cross::new(p, size + 1, col.stroke_width(2)).into_dyn(),
-    }
-}
-
 /// Power over time per domain: each reduced column drawn from its minimum to its maximum, so
-/// every peak shows; the window edges as grey verticals and each domain's idle level dashed.
+/// every peak shows; measured windows shaded, their edges dashed and named; each domain's idle
+/// level dotted. Domains differ in colour, line width and legend order.
 pub fn power(w: &WorkloadReport) -> Result<String, String> {
     let t = w.trace.as_ref().map_err(Clone::clone)?;
     let all = t.bands.iter().flat_map(|b| b.points.iter());
@@ -145,175 +244,82 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
     let t0 = t.windows.first().map_or(t0, |x| x.t0.min(t0));
     let t1 = t.windows.last().map_or(t1, |x| x.t1.max(t1));
     let idle = &w.result.idle_power_w;
-    let ymax = all.map(|p| p[2]).chain(idle.values().map(|v| v.0)).fold(0.0, f64::max);
+    let ymax = all.map(|p| p[2]).chain(idle.values().map(|v| v.0)).fold(0.0, f64::max).max(1e-9);
+    let top = ymax * 1.12;
     let (x0, x1) = pad(t0, t1);
-    svg(|root| {
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: power by domain", w.result.workload.id), (FONT, 16))
+    let est =
+        |d: &String| w.result.energy_sources.iter().any(|s| &s.domain == d && s.provenance == Provenance::Estimated);
+    let title = titled(format!("{}: power by domain", w.result.workload.id), t.domains.iter().any(est));
+    svg_sized(SIZE, |root| {
+        let mut c = ChartBuilder::on(root)
+            .caption(title, (FONT, 16))
             .margin(12)
+            .margin_right(LEGEND_W)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, 0.0..ymax.max(1e-9) * 1.1)?;
+            .build_cartesian_2d(x0..x1, 0.0..top)?;
         c.configure_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
             .x_desc("time since the meter started (s)")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .y_desc("power (W)")
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
-        let edge = RGBColor(160, 160, 160);
+        let edge = ShapeStyle::from(&RGBColor(110, 110, 110)).stroke_width(1);
         for win in &t.windows {
-            for x in [win.t0, win.t1] {
-                c.draw_series([PathElement::new([(x, 0.0), (x, ymax * 1.1)], edge)])?;
+            if win.label != "idle" {
+                c.draw_series([Rectangle::new([(win.t0, 0.0), (win.t1, top)], SHADE.filled())])?;
             }
-            c.draw_series([Text::new(win.label.clone(), (win.t0, ymax * 1.08), (FONT, 11).into_font())])?;
+            for x in [win.t0, win.t1] {
+                c.draw_series(DashedLineSeries::new([(x, 0.0), (x, top)], 4, 3, edge))?;
+            }
+            let at = EmptyElement::at((win.t0, ymax * 1.06))
+                + Text::new(win.label.clone(), (4, 0), text_style(11, HPos::Left));
+            c.draw_series([at])?;
         }
+        let (mut keys, mut named) = (Vec::new(), Vec::new());
         for (i, (d, band)) in t.domains.iter().zip(&t.bands).enumerate() {
             let col = colour(i);
+            // Domains differ in width and dash as well as colour: solid 2 px, solid 1 px, dashed.
+            let style = col.stroke_width(if i == 0 { 2 } else { 1 });
             let env: Vec<(f64, f64)> = band.points.iter().flat_map(|p| [(p[0], p[1]), (p[0], p[2])]).collect();
-            // An estimated domain says so in the legend, as every estimate does.
-            let est = w.result.energy_sources.iter().any(|s| &s.domain == d && s.provenance == Provenance::Estimated);
-            let tag = if est { ", ESTIMATED" } else { "" };
-            c.draw_series(LineSeries::new(env, col.stroke_width(1)))?
-                .label(format!("{d} (min-max per column{tag})"))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], col.stroke_width(2)));
+            let tag = if est(d) { ", ESTIMATED" } else { "" };
+            if i < 2 {
+                c.draw_series(LineSeries::new(env, style))?;
+            } else {
+                c.draw_series(DashedLineSeries::new(env, 6, 3, style))?;
+            }
+            keys.push(Key::line(format!("{d}{tag}"), style, i >= 2));
             if let Some(p) = idle.get(d) {
                 let s = col.stroke_width(2);
-                c.draw_series(DashedLineSeries::new([(x0, p.0), (x1, p.0)], 6, 4, s))?
-                    .label(format!("{d} idle {:.2} W{tag}", p.0))
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], s));
+                c.draw_series(DashedLineSeries::new([(x0, p.0), (x1, p.0)], 2, 4, s))?;
+                // Named on the line too, so two idle levels are told apart in grey (where two
+                // lie too close for both names, the legend alone tells them apart).
+                if !named.iter().any(|y: &f64| (y - p.0).abs() < 0.06 * top) {
+                    named.push(p.0);
+                    let name = Text::new(format!("{d} idle"), (-4, -8), text_style(11, HPos::Right));
+                    c.draw_series([EmptyElement::at((x1, p.0)) + name])?;
+                }
+                keys.push(Key::line(format!("{d} idle {:.2} W", p.0), s, true));
             }
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
+        keys.push(Key { shade: Some(SHADE), ..Key::line("measured repeat window".into(), edge, true) });
+        legend(root, (SIZE.0 as i32 - LEGEND_W as i32 + 8, 50), &keys)?;
+        let y = 60 + 20 * keys.len() as i32;
+        for (k, note) in ["each pixel column is drawn", "from its lowest to its highest", "reading, so no peak is lost"]
+            .iter()
+            .enumerate()
+        {
+            root.draw(&Text::new(
+                *note,
+                (SIZE.0 as i32 - LEGEND_W as i32 + 8, y + 14 * k as i32),
+                text_style(11, HPos::Left),
+            ))?;
+        }
         Ok(())
     })
-}
-
-/// One row of an interval plot: label, point, lower, upper.
-pub type Row = (String, f64, f64, f64);
-
-/// Rows of a point with its interval (a forest plot), with vertical reference lines.
-pub fn intervals(title: &str, x_desc: &str, rows: &[Row], refs: &[(f64, String)]) -> Result<String, String> {
-    if rows.is_empty() {
-        return Err("nothing to plot".into());
-    }
-    let lo = rows.iter().map(|r| r.2).chain(refs.iter().map(|r| r.0)).fold(f64::INFINITY, f64::min);
-    let hi = rows.iter().map(|r| r.3).chain(refs.iter().map(|r| r.0)).fold(f64::NEG_INFINITY, f64::max);
-    // Room on the right for the reference lines' labels.
-    let (lo, hi) = pad(lo, hi + (hi - lo) * 0.1);
-    let n = rows.len();
-    let height = (90 + 34 * n as u32).max(200);
-    let mut s = String::new();
-    {
-        let root = SVGBackend::with_string(&mut s, (SIZE.0, height)).into_drawing_area();
-        let draw = || -> Drawn {
-            root.fill(&WHITE)?;
-            let mut c = ChartBuilder::on(&root)
-                .caption(title, (FONT, 16))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(230)
-                .build_cartesian_2d(lo..hi, (0..n).into_segmented())?;
-            c.configure_mesh()
-                .x_desc(x_desc)
-                .x_label_formatter(&tick)
-                .y_labels(n)
-                .y_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                        rows.get(*i).map_or(String::new(), |r| r.0.clone())
-                    }
-                    SegmentValue::Last => String::new(),
-                })
-                .disable_y_mesh()
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()?;
-            for (i, (x, label)) in refs.iter().enumerate() {
-                let s = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(2);
-                let pts = [(*x, SegmentValue::Exact(0)), (*x, SegmentValue::Last)];
-                if i == 0 {
-                    c.draw_series(DashedLineSeries::new(pts, 8, 5, s))?;
-                } else {
-                    c.draw_series([PathElement::new(pts, RGBColor(160, 160, 160))])?;
-                }
-                // The target's label at the top, the others at the bottom, so they never overlap.
-                let at = if i == 0 { SegmentValue::Last } else { SegmentValue::Exact(0) };
-                c.draw_series([Text::new(label.clone(), (*x, at), (FONT, 11).into_font())])?;
-            }
-            for (i, r) in rows.iter().enumerate() {
-                let y = || SegmentValue::CenterOf(i);
-                c.draw_series([PathElement::new([(r.2, y()), (r.3, y())], BLACK.stroke_width(2))])?;
-                c.draw_series([Circle::new((r.1, SegmentValue::CenterOf(i)), 5, BLACK.filled())])?;
-            }
-            root.present()?;
-            Ok(())
-        };
-        draw().map_err(|e| format!("drawing failed: {e}"))?;
-    }
-    Ok(s)
-}
-
-/// Energy per unit of work per input holding workload `id`, per scope, with 95% intervals.
-pub fn energy_per_unit(data: &ReportData, id: &str) -> Result<String, String> {
-    let mut rows = Vec::new();
-    let mut unit = String::new();
-    for w in data.workloads.iter().filter(|w| w.result.workload.id == id) {
-        unit = w.result.workload.unit.clone();
-        for f in w.figures.iter().filter(|f| f.metric == "energy_per_unit_j") {
-            let scope = f.scope.map_or("", |s| s.as_str());
-            let label = format!("{} {scope} ({})", w.name, provenance_label(f.provenance));
-            match &f.value {
-                Ok(s) => rows.push((label, s.median, s.ci95[0], s.ci95[1])),
-                Err(why) => rows.push((format!("{label}: {why}"), f64::NAN, f64::NAN, f64::NAN)),
-            }
-        }
-    }
-    rows.retain(|r| r.1.is_finite());
-    if rows.is_empty() {
-        return Err("no energy per unit could be computed (no valid repeat, or energy unresolved)".into());
-    }
-    // Ticks in the scale of the values: a µJ per sample is not "0.000 J".
-    let top = rows.iter().map(|r| r.3.abs().max(r.1.abs())).fold(0.0, f64::max);
-    let (k, name) = if top < 1e-3 {
-        (1e6, "µJ")
-    } else if top < 1.0 {
-        (1e3, "mJ")
-    } else {
-        (1.0, "J")
-    };
-    let rows: Vec<Row> = rows.into_iter().map(|(l, a, b, c)| (l, a * k, b * k, c * k)).collect();
-    let title = format!("{id}: energy per {unit}, median and 95% interval");
-    intervals(&title, &format!("energy per {unit} ({name})"), &rows, &[])
-}
-
-/// The reduction per resource against the baseline with its 95% interval and the target line.
-pub fn forest(w: &WorkloadReport) -> Result<String, String> {
-    let c = match &w.baseline {
-        None => return Err("no baseline given (--baseline)".into()),
-        Some(BaselineOutcome::Missing(why)) => return Err(why.clone()),
-        Some(BaselineOutcome::Compared { comparison, .. }) => comparison,
-    };
-    let rows: Vec<Row> = c
-        .rows
-        .iter()
-        .filter(|r| r.reduction.is_finite() && r.ci95.iter().all(|v| v.is_finite()))
-        .map(|r| {
-            let est = r.resource == crate::verdict::Resource::Energy && c.energy_label == "estimated";
-            let label = format!("{} {}{}", r.resource, r.metric, if est { " (ESTIMATED)" } else { "" });
-            (label, 100.0 * r.reduction, 100.0 * r.ci95[0], 100.0 * r.ci95[1])
-        })
-        .collect();
-    if rows.is_empty() {
-        return Err(format!("no reduction could be computed: {}", c.overall));
-    }
-    let target = 100.0 * c.target;
-    let title = format!("{}: reduction against the baseline, 95% interval", w.result.workload.id);
-    let refs = [(target, format!("target {target:.0}%")), (0.0, "no change".to_string())];
-    intervals(&title, "reduction vs baseline (%), higher is better", &rows, &refs)
 }
 
 /// Every plot of the report, in workload order: quality, power, energy per unit (once per
@@ -322,9 +328,10 @@ pub fn all(data: &ReportData) -> Vec<Plot> {
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for w in &data.workloads {
-        let mut add = |kind: &str, title: &str, svg| {
+        let mut add = |kind: &'static str, title: &str, svg| {
             out.push(Plot {
                 workload: w.name.clone(),
+                kind,
                 title: title.into(),
                 file: format!("{}-{kind}.svg", w.name),
                 svg,

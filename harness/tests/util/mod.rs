@@ -125,3 +125,51 @@ pub fn synthetic_results(dir: &Path, name: &str, n: usize) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Whether a test that needs an outside tool (`what`) may run: `true` when `found`. When it
+/// is absent the test is skipped with a message saying how to get it (`how`), except under CI
+/// (the `CI` environment variable set), where a missing tool fails the test: CI installs it.
+pub fn tool_present(what: &str, found: bool, how: &str) -> bool {
+    if found {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} is missing and CI is set: {how}");
+    eprintln!("SKIPPED: {what} is missing ({how}); under CI this test fails instead");
+    false
+}
+
+/// A copy of the result `src` in `dest_dir` with every repeat's CPU time, wall time and energy
+/// (total, domains and scopes, so readers find it consistent) multiplied by `factor`, then
+/// `edit` applied.
+pub fn scaled_copy(src: &Path, dest_dir: &Path, factor: f64, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let scale = |x: &mut serde_json::Value| {
+        if let Some(f) = x.as_f64() {
+            *x = (f * factor).into();
+        }
+    };
+    for r in v["repeats"].as_array_mut().unwrap() {
+        for key in ["cpu_s", "wall_s", "energy_per_unit_j"] {
+            if let Some(x) = r.get_mut(key) {
+                scale(x);
+            }
+        }
+        for key in ["energy_j", "dynamic_energy_j"] {
+            scale(&mut r[key]["total"]);
+            r[key]["by_domain"].as_object_mut().unwrap().values_mut().for_each(scale);
+        }
+        let scopes = r.get_mut("energy_scopes").and_then(|s| s.as_object_mut());
+        for s in scopes.into_iter().flat_map(|s| s.values_mut()) {
+            for key in ["total_j", "dynamic_j", "per_unit_j"] {
+                if let Some(x) = s.get_mut(key) {
+                    scale(x);
+                }
+            }
+        }
+    }
+    edit(&mut v);
+    std::fs::create_dir_all(dest_dir).unwrap();
+    let dest = dest_dir.join(src.file_name().unwrap());
+    std::fs::write(&dest, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    dest
+}
