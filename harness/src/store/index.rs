@@ -63,7 +63,9 @@ pub fn system_class(s: &SystemInfo) -> String {
 }
 
 /// Every number of a repeat, by its JSON path (`wall_s`, `energy_j.by_domain.cpu`,
-/// `evaluations.3.quality`); booleans and text are left out (`valid` has its own column).
+/// `runner.h2d_bytes`); booleans and text are left out (`valid` has its own column), and so
+/// are lists (a training repeat's evaluation curve: 40 numbers that no query selects by
+/// position; it stays in the stored document).
 pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
         let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
@@ -74,7 +76,6 @@ pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
                 }
             }
             serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| walk(&join(k), v, out)),
-            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(&join(&i.to_string()), v, out)),
             _ => {}
         }
     }
@@ -116,19 +117,19 @@ pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool>
         r.schema.as_str().into(),
         r.effbench_version.as_str().into(),
         super::timestamp(chrono::Utc::now()).into(),
-        doc.text.into(),
     ];
     let n = conn.execute(
         "INSERT INTO runs (sha256, run_id, path, workload, workload_kind, recipe_name, recipe_sha256, backend, \
          backend_kind, backend_device, precision_, hostname, system_class, cpu_model, logical_cores, accelerators, \
          git_commit, created_at, planted_slowdown, provenance, repeats, valid_repeats, schema_, effbench_version, \
-         recorded_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT (sha256) DO NOTHING",
+         recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT (sha256) DO NOTHING",
         &row,
     )?;
     if n == 0 {
         return Ok(false);
     }
+    conn.execute("INSERT INTO documents (sha256, document) VALUES ($1, $2)", &[sha256.into(), doc.text.into()])?;
     for (i, rep) in r.repeats.iter().enumerate() {
         let ok = crate::validity::is_valid(r, rep);
         for (name, value) in repeat_numbers(rep) {
