@@ -224,3 +224,29 @@ fn kill_9_in_the_middle_of_an_import_leaves_a_store_that_opens_and_checks() {
     assert!(o.status.success(), "{}", util::both(&o));
     assert_eq!(count_runs(&db), n as i64);
 }
+
+#[test]
+fn baseline_record_records_the_baseline_where_it_ends_up() {
+    let dir = util::tempdir("hist-baseline");
+    let (db, spec) = sqlite(dir.path());
+    let baselines = dir.path().join("baselines");
+    let o = util::run(&[
+        "baseline",
+        "record",
+        "--workload",
+        "fmnist-mlp-infer",
+        "--system",
+        "testbox",
+        "--idle-secs",
+        "0.2",
+        "--dir",
+        baselines.to_str().unwrap(),
+        "--store",
+        &spec,
+    ]);
+    assert!(o.status.success(), "{}", util::both(&o));
+    assert_eq!(count_runs(&db), 1);
+    let store = Store::open(&StoreSpec::Sqlite(db)).unwrap();
+    let listed = store.list(&Default::default()).unwrap();
+    assert_eq!(PathBuf::from(&listed[0].path), baselines.join("testbox/fmnist-mlp-infer.json"));
+}
