@@ -150,7 +150,8 @@ fn import_list_show_export_trend() {
     let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let id = listed[0]["run_id"].as_str().unwrap().to_string();
-    let o = util::run(&["history", "--store", &spec, "list", "--since", "2999-01-01"]);
+    // --store after the subcommand too.
+    let o = util::run(&["history", "list", "--since", "2999-01-01", "--store", &spec]);
     assert!(util::text(&o.stdout).contains("no runs"), "{}", util::both(&o));
     let o = util::run(&["history", "--store", &spec, "list", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
