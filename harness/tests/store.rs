@@ -240,6 +240,25 @@ fn postgres_suite() {
         let tmp = util::tempdir(&format!("pgcase-{name}"));
         case(&server.database(name), tmp.path());
     }
+    // What recording and the gate's query cost against this server (printed; the bound is
+    // loose, a check that nothing is pathologically slow, not the measurement).
+    let spec = server.database("speed");
+    let tmp = util::tempdir("pg-speed");
+    let files = util::synthetic_results(tmp.path(), "fmnist-mlp-train.json", 40);
+    let store = Store::open(&spec).unwrap();
+    let t = std::time::Instant::now();
+    for f in &files {
+        store.record_file(f, None).unwrap();
+    }
+    let record = t.elapsed() / files.len() as u32;
+    let t = std::time::Instant::now();
+    let got = store.recent_runs(&history_query(&load(&files[0]).1, 10, vec![])).unwrap();
+    let recent = t.elapsed();
+    assert_eq!(got.len(), 10);
+    eprintln!("PostgreSQL: recording one result {record:.2?} (mean of {}), recent_runs(10) {recent:.2?}", files.len());
+    assert!(record.as_secs_f64() < 1.0 && recent.as_secs_f64() < 1.0);
+    drop(store);
+
     // A store of a newer schema is refused, and left as it was.
     let spec = server.database("newer");
     drop(Store::open(&spec).unwrap());

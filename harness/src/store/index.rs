@@ -86,6 +86,26 @@ pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
     out
 }
 
+/// Rows per multi-row `INSERT`: a few statements per document instead of one per number (a
+/// round trip each to PostgreSQL), well under SQLite's 32,766 parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO {table} VALUES (...), (...), ...` of `rows`, every row as wide as the first.
+fn insert_rows(conn: &mut Conn, table: &str, rows: Vec<Vec<Param>>) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let width = chunk[0].len();
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
+        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+        conn.execute(&format!("INSERT INTO {table} VALUES {}", tuples.join(", ")), &params)?;
+    }
+    Ok(())
+}
+
 /// Records `doc` inside the caller's transaction. Returns false when a document with the
 /// same SHA-256 is already there (nothing is written).
 pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool> {
@@ -130,23 +150,21 @@ pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool>
         return Ok(false);
     }
     conn.execute("INSERT INTO documents (sha256, document) VALUES ($1, $2)", &[sha256.into(), doc.text.into()])?;
+    let mut values: Vec<Vec<Param>> = Vec::new();
     for (i, rep) in r.repeats.iter().enumerate() {
         let ok = crate::validity::is_valid(r, rep);
         for (name, value) in repeat_numbers(rep) {
-            conn.execute(
-                "INSERT INTO repeat_values (run_sha256, repeat_index, seed, valid, name, value) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    sha256.into(),
-                    (i as i64).into(),
-                    (rep.seed as i64).into(),
-                    i64::from(ok).into(),
-                    name.into(),
-                    value.into(),
-                ],
-            )?;
+            values.push(vec![
+                sha256.into(),
+                (i as i64).into(),
+                (rep.seed as i64).into(),
+                i64::from(ok).into(),
+                name.into(),
+                value.into(),
+            ]);
         }
     }
+    insert_rows(conn, "repeat_values (run_sha256, repeat_index, seed, valid, name, value)", values)?;
     for (metric, s) in &r.summary {
         conn.execute(
             "INSERT INTO summaries (run_sha256, metric, median, mean, ci_low, ci_high, n) \
