@@ -253,6 +253,25 @@ impl Store {
     }
 }
 
+/// A WAL larger than this is checkpointed and truncated when a store is closed.
+const WAL_TRUNCATE_BYTES: u64 = 4 << 20;
+
+impl Drop for Store {
+    /// Connections close without a checkpoint (cheap), but a new process forgets what the WAL
+    /// already copied and its first commit over SQLite's automatic threshold would copy the
+    /// whole WAL again, every time: so once the WAL passes [`WAL_TRUNCATE_BYTES`], the closing
+    /// connection checkpoints and truncates it (once in many recordings). A busy store skips
+    /// it; the next close tries again.
+    fn drop(&mut self) {
+        let (StoreSpec::Sqlite(path), Conn::Sqlite(c)) = (&self.spec, &*self.conn.borrow()) else { return };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES) {
+            let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+}
+
 /// The git commit a run measured, where the environment says it: `EFFBENCH_GIT_COMMIT`, else
 /// CI's (`GITHUB_SHA`, `CI_COMMIT_SHA`).
 pub fn git_commit_from_env() -> Option<String> {
