@@ -9,6 +9,7 @@ use effbench::result::RunResult;
 fn effbench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env_remove("RAYON_NUM_THREADS").env_remove("EFFBENCH_BACKEND");
+    c.env("EFFBENCH_STORE", "none"); // no test records into the working directory's store
     c
 }
 

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 fn effbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_effbench"))
+        .env("EFFBENCH_STORE", "none")
         .env("EFFBENCH_SYSFS_ROOT", std::env::temp_dir().join("effbench-no-sysfs"))
         .args(args)
         .output()

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 fn effbench_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env("EFFBENCH_SYSFS_ROOT", std::env::temp_dir().join("effbench-no-sysfs")).args(args);
+    c.env("EFFBENCH_STORE", "none");
     if let Some(d) = dir {
         c.current_dir(d);
     }

@@ -150,7 +150,8 @@ fn import_list_show_export_trend() {
     let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let id = listed[0]["run_id"].as_str().unwrap().to_string();
-    let o = util::run(&["history", "--store", &spec, "list", "--since", "2999-01-01"]);
+    // --store after the subcommand too.
+    let o = util::run(&["history", "list", "--since", "2999-01-01", "--store", &spec]);
     assert!(util::text(&o.stdout).contains("no runs"), "{}", util::both(&o));
     let o = util::run(&["history", "--store", &spec, "list", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
@@ -223,4 +224,30 @@ fn kill_9_in_the_middle_of_an_import_leaves_a_store_that_opens_and_checks() {
     let o = util::run(&["history", "--store", &spec, "import", docs.to_str().unwrap()]);
     assert!(o.status.success(), "{}", util::both(&o));
     assert_eq!(count_runs(&db), n as i64);
+}
+
+#[test]
+fn baseline_record_records_the_baseline_where_it_ends_up() {
+    let dir = util::tempdir("hist-baseline");
+    let (db, spec) = sqlite(dir.path());
+    let baselines = dir.path().join("baselines");
+    let o = util::run(&[
+        "baseline",
+        "record",
+        "--workload",
+        "fmnist-mlp-infer",
+        "--system",
+        "testbox",
+        "--idle-secs",
+        "0.2",
+        "--dir",
+        baselines.to_str().unwrap(),
+        "--store",
+        &spec,
+    ]);
+    assert!(o.status.success(), "{}", util::both(&o));
+    assert_eq!(count_runs(&db), 1);
+    let store = Store::open(&StoreSpec::Sqlite(db)).unwrap();
+    let listed = store.list(&Default::default()).unwrap();
+    assert_eq!(PathBuf::from(&listed[0].path), baselines.join("testbox/fmnist-mlp-infer.json"));
 }

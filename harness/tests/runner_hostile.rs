@@ -64,6 +64,7 @@ fn run_window(dir: &Path, toml: &Path, workload: &str, repeats: &str, env: &[(&s
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env_remove("RAYON_NUM_THREADS").env_remove("EFFBENCH_BACKEND");
     c.env("EFFBENCH_TEST_RUNNER_MODEL", "reference-outputs");
+    c.env("EFFBENCH_STORE", "none");
     for (k, v) in env {
         c.env(k, v);
     }

@@ -31,6 +31,7 @@ fn run(out: &Path, workloads: &[&str], env: &[(&str, &str)]) -> Output {
     venv_python();
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env_remove("RAYON_NUM_THREADS").env_remove("EFFBENCH_BACKEND").env_remove("EFFBENCH_TEST_RUNNER_MODEL");
+    c.env("EFFBENCH_STORE", "none");
     for (k, v) in env {
         c.env(k, v);
     }

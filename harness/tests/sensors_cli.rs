@@ -8,6 +8,7 @@ use effbench::sensor::sysfs::testing::FakeTree;
 fn effbench(root: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_effbench"));
     c.env("EFFBENCH_SYSFS_ROOT", root).env_remove("EFFBENCH_METER").env_remove("EFFBENCH_POWER_COMMAND");
+    c.env("EFFBENCH_STORE", "none");
     c
 }
 

@@ -12,8 +12,11 @@ use std::process::Command;
 use effbench::result::RunResult;
 use effbench::store::{history_query, ListFilter, Store, StoreSpec};
 
+/// A case of the suite: a fresh, empty store and a temp dir.
+type Case = fn(&StoreSpec, &Path);
+
 /// The suite: each case gets a fresh, empty store.
-const CASES: &[(&str, fn(&StoreSpec, &Path))] = &[
+const CASES: &[(&str, Case)] = &[
     ("idempotent_and_byte_identical", idempotent_and_byte_identical),
     ("recent_runs_like_the_candidate", recent_runs_like_the_candidate),
     ("concurrent_recorders_lose_nothing", concurrent_recorders_lose_nothing),
@@ -174,8 +177,16 @@ impl PgServer {
         }
         let data = dir.path().join("data");
         check(
-            as_unprivileged(&bin.join("initdb"))
-                .args(["-D", data.to_str().unwrap(), "-U", "effbench", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            as_unprivileged(&bin.join("initdb")).args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "effbench",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]),
             "initdb",
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -204,8 +215,11 @@ impl PgServer {
 
     /// A new, empty database; its store spec.
     fn database(&self, name: &str) -> StoreSpec {
-        let mut c = postgres::Client::connect(&format!("postgres://effbench@127.0.0.1:{}/postgres", self.port), postgres::NoTls)
-            .unwrap();
+        let mut c = postgres::Client::connect(
+            &format!("postgres://effbench@127.0.0.1:{}/postgres", self.port),
+            postgres::NoTls,
+        )
+        .unwrap();
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         StoreSpec::Postgres(format!("postgres://effbench@127.0.0.1:{}/{name}", self.port))
     }
@@ -226,6 +240,25 @@ fn postgres_suite() {
         let tmp = util::tempdir(&format!("pgcase-{name}"));
         case(&server.database(name), tmp.path());
     }
+    // What recording and the gate's query cost against this server (printed; the bound is
+    // loose, a check that nothing is pathologically slow, not the measurement).
+    let spec = server.database("speed");
+    let tmp = util::tempdir("pg-speed");
+    let files = util::synthetic_results(tmp.path(), "fmnist-mlp-train.json", 40);
+    let store = Store::open(&spec).unwrap();
+    let t = std::time::Instant::now();
+    for f in &files {
+        store.record_file(f, None).unwrap();
+    }
+    let record = t.elapsed() / files.len() as u32;
+    let t = std::time::Instant::now();
+    let got = store.recent_runs(&history_query(&load(&files[0]).1, 10, vec![])).unwrap();
+    let recent = t.elapsed();
+    assert_eq!(got.len(), 10);
+    eprintln!("PostgreSQL: recording one result {record:.2?} (mean of {}), recent_runs(10) {recent:.2?}", files.len());
+    assert!(record.as_secs_f64() < 1.0 && recent.as_secs_f64() < 1.0);
+    drop(store);
+
     // A store of a newer schema is refused, and left as it was.
     let spec = server.database("newer");
     drop(Store::open(&spec).unwrap());
@@ -237,8 +270,9 @@ fn postgres_suite() {
     let n: i64 = c.query_one("SELECT count(*) FROM effbench_migrations", &[]).unwrap().get(0);
     assert_eq!(n, 2);
     // No password ever reaches a message.
-    let e = Store::open(&StoreSpec::Postgres(format!("postgres://effbench:sekrit@127.0.0.1:{}/nonexistent", server.port)))
-        .err()
-        .unwrap();
+    let e =
+        Store::open(&StoreSpec::Postgres(format!("postgres://effbench:sekrit@127.0.0.1:{}/nonexistent", server.port)))
+            .err()
+            .unwrap();
     assert!(!e.to_string().contains("sekrit") && e.to_string().contains("nonexistent"), "{e}");
 }

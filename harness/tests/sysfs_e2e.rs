@@ -51,6 +51,7 @@ fn measured_rapl_with_wraparound_gives_the_known_power() {
 
     let out = root.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_effbench"))
+        .env("EFFBENCH_STORE", "none")
         .env("EFFBENCH_SYSFS_ROOT", &root)
         .args(["run", "--workload", "ae-machine-train", "--repeat", "3", "--idle-secs", "1", "--peak-secs", "0"])
         .args(["--sample-hz", "50", "--out", out.to_str().unwrap()])
@@ -114,6 +115,7 @@ fn bad_rapl_counter_leaves_each_repeat_unresolved_not_a_number() {
     };
     let out = root.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_effbench"))
+        .env("EFFBENCH_STORE", "none")
         .env("EFFBENCH_SYSFS_ROOT", root)
         .args(["run", "--workload", "ae-machine-train", "--repeat", "2", "--idle-secs", "0.5", "--peak-secs", "0"])
         .args(["--sample-hz", "50", "--out", out.to_str().unwrap()])
@@ -153,6 +155,7 @@ fn unreadable_second_package_refuses_cpu_under_require_measured() {
     write(&root.join("class/powercap/intel-rapl:0/energy_uj"), "1000\n");
     std::fs::create_dir_all(root.join("class/powercap/intel-rapl:1/energy_uj")).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_effbench"))
+        .env("EFFBENCH_STORE", "none")
         .env("EFFBENCH_SYSFS_ROOT", root)
         .args(["run", "--workload", "ae-machine-train", "--repeat", "1", "--idle-secs", "0", "--peak-secs", "0"])
         .args(["--require-measured", "--out", root.join("out").to_str().unwrap()])

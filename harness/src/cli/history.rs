@@ -104,42 +104,48 @@ pub fn main(args: HistoryArgs) -> CliResult {
             }
             Ok(Exit::Ok)
         }
-        HistoryCommand::Export { run, out } => {
-            let r = store.find(&run)?;
-            let name = r
-                .path
-                .file_name()
-                .map_or_else(|| format!("{}.json", r.result.workload.id), |n| n.to_string_lossy().into_owned());
-            std::fs::create_dir_all(&out)
-                .map_err(|e| Error::bad_input(anyhow!("cannot create --out {}: {e}", out.display())))?;
-            let dest = out.join(name);
-            crate::fsutil::write_atomic(&dest, store.document(&r.sha256)?.as_bytes())
-                .map_err(|e| Error::bad_input(anyhow!("cannot write {}: {e}", dest.display())))?;
-            println!("{}", dest.display());
-            Ok(Exit::Ok)
-        }
-        HistoryCommand::Trend { workload, metric, svg, json } => {
-            let points = store.trend(&workload, &metric)?;
-            if points.is_empty() {
-                return Err(Error::bad_input(anyhow!(
-                    "no run of {workload} in the store {spec} has a summary of {metric:?} \
-                     (`effbench history list --workload {workload}` shows its runs)"
-                )));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&points)?);
-            } else {
-                print!("{}", crate::report::trend::text(&workload, &metric, &points));
-            }
-            if let Some(path) = svg {
-                let drawn = crate::report::trend::svg(&workload, &metric, &points)
-                    .map_err(|e| Error::bad_input(anyhow!("drawing the trend: {e}")))?;
-                crate::fsutil::write_atomic(&path, drawn.as_bytes())
-                    .map_err(|e| Error::bad_input(anyhow!("cannot write {}: {e}", path.display())))?;
-            }
-            Ok(Exit::Ok)
-        }
+        HistoryCommand::Export { run, out } => export(&store, &run, &out),
+        HistoryCommand::Trend { workload, metric, svg, json } => trend(&store, &workload, &metric, svg, json),
     }
+}
+
+/// `export`: the stored copy back under its file name, atomically.
+fn export(store: &Store, run: &str, out: &std::path::Path) -> CliResult {
+    let r = store.find(run)?;
+    let name = r
+        .path
+        .file_name()
+        .map_or_else(|| format!("{}.json", r.result.workload.id), |n| n.to_string_lossy().into_owned());
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::bad_input(anyhow!("cannot create --out {}: {e}", out.display())))?;
+    let dest = out.join(name);
+    crate::fsutil::write_atomic(&dest, store.document(&r.sha256)?.as_bytes())
+        .map_err(|e| Error::bad_input(anyhow!("cannot write {}: {e}", dest.display())))?;
+    println!("{}", dest.display());
+    Ok(Exit::Ok)
+}
+
+fn trend(store: &Store, workload: &str, metric: &str, svg: Option<PathBuf>, json: bool) -> CliResult {
+    let points = store.trend(workload, metric)?;
+    if points.is_empty() {
+        return Err(Error::bad_input(anyhow!(
+            "no run of {workload} in the store {} has a summary of {metric:?} \
+             (`effbench history list --workload {workload}` shows its runs)",
+            store.spec()
+        )));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&points)?);
+    } else {
+        print!("{}", crate::report::trend::text(workload, metric, &points));
+    }
+    if let Some(path) = svg {
+        let drawn = crate::report::trend::svg(workload, metric, &points)
+            .map_err(|e| Error::bad_input(anyhow!("drawing the trend: {e}")))?;
+        crate::fsutil::write_atomic(&path, drawn.as_bytes())
+            .map_err(|e| Error::bad_input(anyhow!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(Exit::Ok)
 }
 
 fn import(store: &Store, dirs: &[PathBuf]) -> CliResult {

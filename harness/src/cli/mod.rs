@@ -33,8 +33,8 @@ pub struct ScopeArg {
 pub struct StoreArg {
     /// The history store every result is recorded in: sqlite:PATH, postgres://USER@HOST[:PORT]/DB
     /// or none. The default is relative to the working directory.
-    #[arg(long = "store", value_name = "SPEC", env = "EFFBENCH_STORE", default_value = "sqlite:results/effbench.sqlite", global = true,
-          value_parser = parse_store)]
+    #[arg(long = "store", value_name = "SPEC", env = "EFFBENCH_STORE", default_value = "sqlite:results/effbench.sqlite",
+          value_parser = parse_store, global = true)]
     pub store: StoreChoice,
 }
 

@@ -63,7 +63,9 @@ pub fn system_class(s: &SystemInfo) -> String {
 }
 
 /// Every number of a repeat, by its JSON path (`wall_s`, `energy_j.by_domain.cpu`,
-/// `evaluations.3.quality`); booleans and text are left out (`valid` has its own column).
+/// `runner.h2d_bytes`); booleans and text are left out (`valid` has its own column), and so
+/// are lists (a training repeat's evaluation curve: 40 numbers that no query selects by
+/// position; it stays in the stored document).
 pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
         let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
@@ -74,7 +76,6 @@ pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
                 }
             }
             serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| walk(&join(k), v, out)),
-            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(&join(&i.to_string()), v, out)),
             _ => {}
         }
     }
@@ -83,6 +84,26 @@ pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
         walk("", &v, &mut out);
     }
     out
+}
+
+/// Rows per multi-row `INSERT`: a few statements per document instead of one per number (a
+/// round trip each to PostgreSQL), well under SQLite's 32,766 parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO {table} VALUES (...), (...), ...` of `rows`, every row as wide as the first.
+fn insert_rows(conn: &mut Conn, table: &str, rows: Vec<Vec<Param>>) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let width = chunk[0].len();
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
+        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+        conn.execute(&format!("INSERT INTO {table} VALUES {}", tuples.join(", ")), &params)?;
+    }
+    Ok(())
 }
 
 /// Records `doc` inside the caller's transaction. Returns false when a document with the
@@ -116,36 +137,34 @@ pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool>
         r.schema.as_str().into(),
         r.effbench_version.as_str().into(),
         super::timestamp(chrono::Utc::now()).into(),
-        doc.text.into(),
     ];
     let n = conn.execute(
         "INSERT INTO runs (sha256, run_id, path, workload, workload_kind, recipe_name, recipe_sha256, backend, \
          backend_kind, backend_device, precision_, hostname, system_class, cpu_model, logical_cores, accelerators, \
          git_commit, created_at, planted_slowdown, provenance, repeats, valid_repeats, schema_, effbench_version, \
-         recorded_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT (sha256) DO NOTHING",
+         recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT (sha256) DO NOTHING",
         &row,
     )?;
     if n == 0 {
         return Ok(false);
     }
+    conn.execute("INSERT INTO documents (sha256, document) VALUES ($1, $2)", &[sha256.into(), doc.text.into()])?;
+    let mut values: Vec<Vec<Param>> = Vec::new();
     for (i, rep) in r.repeats.iter().enumerate() {
         let ok = crate::validity::is_valid(r, rep);
         for (name, value) in repeat_numbers(rep) {
-            conn.execute(
-                "INSERT INTO repeat_values (run_sha256, repeat_index, seed, valid, name, value) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    sha256.into(),
-                    (i as i64).into(),
-                    (rep.seed as i64).into(),
-                    i64::from(ok).into(),
-                    name.into(),
-                    value.into(),
-                ],
-            )?;
+            values.push(vec![
+                sha256.into(),
+                (i as i64).into(),
+                (rep.seed as i64).into(),
+                i64::from(ok).into(),
+                name.into(),
+                value.into(),
+            ]);
         }
     }
+    insert_rows(conn, "repeat_values (run_sha256, repeat_index, seed, valid, name, value)", values)?;
     for (metric, s) in &r.summary {
         conn.execute(
             "INSERT INTO summaries (run_sha256, metric, median, mean, ci_low, ci_high, n) \

@@ -173,6 +173,10 @@ impl Store {
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", "NORMAL")?;
             c.pragma_update(None, "foreign_keys", "ON")?;
+            // The last connection to close would otherwise copy the WAL into the database and
+            // sync it: most of what recording one run costs. SQLite's automatic checkpoint
+            // (every 1000 pages, inside a commit) keeps the WAL bounded instead.
+            c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         }
         schema::migrate(&mut conn, &name)?;
         Ok(Store { spec: spec.clone(), conn: std::cell::RefCell::new(conn) })
@@ -245,6 +249,25 @@ impl Store {
         match &*self.conn.borrow() {
             Conn::Sqlite(c) => Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?),
             Conn::Postgres(_) => Ok("ok".into()),
+        }
+    }
+}
+
+/// A WAL larger than this is checkpointed and truncated when a store is closed.
+const WAL_TRUNCATE_BYTES: u64 = 4 << 20;
+
+impl Drop for Store {
+    /// Connections close without a checkpoint (cheap), but a new process forgets what the WAL
+    /// already copied and its first commit over SQLite's automatic threshold would copy the
+    /// whole WAL again, every time: so once the WAL passes [`WAL_TRUNCATE_BYTES`], the closing
+    /// connection checkpoints and truncates it (once in many recordings). A busy store skips
+    /// it; the next close tries again.
+    fn drop(&mut self) {
+        let (StoreSpec::Sqlite(path), Conn::Sqlite(c)) = (&self.spec, &*self.conn.borrow()) else { return };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES) {
+            let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
     }
 }

@@ -30,7 +30,8 @@ fn stored_run(r: &Row) -> Result<StoredRun> {
     Ok(StoredRun { run_id: text(r, 0), path, sha256: text(r, 2), created_at: time(r, 3)?, result })
 }
 
-const RUN_COLUMNS: &str = "run_id, path, sha256, created_at, document";
+const RUN_COLUMNS: &str = "r.run_id, r.path, r.sha256, r.created_at, d.document";
+const RUN_TABLES: &str = "runs r JOIN documents d ON d.sha256 = r.sha256";
 
 pub fn recent_runs(conn: &mut Conn, q: &HistoryQuery) -> Result<Vec<StoredRun>> {
     // The exclusions are few (the candidate itself): filtered here, with the limit raised by
@@ -38,9 +39,9 @@ pub fn recent_runs(conn: &mut Conn, q: &HistoryQuery) -> Result<Vec<StoredRun>> 
     let limit = q.limit.saturating_add(q.exclude_sha256.len()).min(i64::MAX as usize) as i64;
     let rows = conn.query(
         &format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE workload = $1 AND recipe_sha256 = $2 AND system_class = $3 \
-             AND backend = $4 AND (planted_slowdown IS NULL OR planted_slowdown = 0) \
-             ORDER BY created_at DESC, sha256 LIMIT $5"
+            "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE r.workload = $1 AND r.recipe_sha256 = $2 \
+             AND r.system_class = $3 AND r.backend = $4 AND (r.planted_slowdown IS NULL OR r.planted_slowdown = 0) \
+             ORDER BY r.created_at DESC, r.sha256 LIMIT $5"
         ),
         &[
             q.workload.as_str().into(),
@@ -135,7 +136,7 @@ pub fn find(conn: &mut Conn, id: &str, store: &str) -> Result<StoredRun, Error> 
     }
     let rows = conn
         .query(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE sha256 LIKE $1 ORDER BY created_at LIMIT 2"),
+            &format!("SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE r.sha256 LIKE $1 ORDER BY r.created_at LIMIT 2"),
             &[format!("{id}%").into()],
         )
         .map_err(|e| Error::bad_input(e.context(format!("reading the store {store}"))))?;
@@ -149,7 +150,7 @@ pub fn find(conn: &mut Conn, id: &str, store: &str) -> Result<StoredRun, Error> 
 }
 
 pub fn document(conn: &mut Conn, sha256: &str) -> Result<String> {
-    let rows = conn.query("SELECT document FROM runs WHERE sha256 = $1", &[sha256.into()])?;
+    let rows = conn.query("SELECT document FROM documents WHERE sha256 = $1", &[sha256.into()])?;
     rows.first().and_then(|r| r[0].text()).map(str::to_string).ok_or_else(|| anyhow!("no document {sha256}"))
 }
 

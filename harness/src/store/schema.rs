@@ -15,8 +15,9 @@ pub const VERSION: i64 = 1;
 
 /// Migration `i + 1`: the statements that take a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
-    // 1: runs (one row per result document, with its bytes), every per-repeat number, each
-    // summary statistic, the energy sources with their provenance.
+    // 1: runs (one row per result document), the documents' bytes (a table of their own, so
+    // listing runs never reads them), every per-repeat number, each summary statistic, the
+    // energy sources with their provenance.
     r#"
 CREATE TABLE runs (
     sha256 TEXT PRIMARY KEY,
@@ -43,7 +44,10 @@ CREATE TABLE runs (
     valid_repeats BIGINT NOT NULL,
     schema_ TEXT NOT NULL,
     effbench_version TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE TABLE documents (
+    sha256 TEXT PRIMARY KEY REFERENCES runs (sha256),
     document TEXT NOT NULL
 );
 CREATE INDEX runs_history ON runs (workload, recipe_sha256, system_class, backend, created_at);

@@ -4,6 +4,25 @@ use std::fmt::Write;
 
 use super::{ListedRun, StoredRun};
 
+/// A provenance as every table shows it: an estimate in capitals, never mistaken for a
+/// measurement.
+fn provenance(label: &str) -> String {
+    if label == "estimated" {
+        "ESTIMATED".into()
+    } else {
+        label.to_string()
+    }
+}
+
+/// A figure: six decimals below 1,000, one above.
+fn num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
 /// One line per run, newest first, under a header; `(no runs)` for none.
 pub fn list_text(runs: &[ListedRun]) -> String {
     if runs.is_empty() {
@@ -28,7 +47,7 @@ pub fn list_text(runs: &[ListedRun]) -> String {
             r.backend,
             r.system_class,
             format!("{}/{}", r.valid_repeats, r.repeats),
-            r.provenance,
+            provenance(&r.provenance),
             r.path
         );
     }
@@ -42,22 +61,20 @@ pub fn show_text(run: &StoredRun) -> String {
     let _ = writeln!(s, "run {}  (sha256 {})", run.run_id, run.sha256);
     let _ = writeln!(s, "file: {}", run.path.display());
     let _ = writeln!(s, "created: {}", run.created_at.to_rfc3339());
-    let _ = writeln!(s, "workload: {} ({:?})", r.workload.id, r.workload.kind);
+    let kind = serde_json::to_value(r.workload.kind).ok().and_then(|k| k.as_str().map(str::to_string));
+    let _ = writeln!(s, "workload: {} ({})", r.workload.id, kind.unwrap_or_default());
     let _ = writeln!(s, "recipe: {} (sha256 {})", r.recipe.name, r.recipe.sha256);
     let _ = writeln!(s, "backend: {}", super::backend_key(&r.backend.kind, &r.backend.device));
     let _ = writeln!(s, "system: {} on {}", super::system_class(&r.system), r.system.hostname);
-    let _ = writeln!(s, "energy: {}", crate::run::energy_label(&r.energy_sources));
+    let _ = writeln!(s, "energy: {}", provenance(crate::run::energy_label(&r.energy_sources)));
     if let Some(p) = r.planted_slowdown.filter(|p| *p > 0.0) {
         let _ = writeln!(s, "PLANTED SLOWDOWN: {p} (testing only; not a genuine measurement)");
     }
     let valid = r.repeats.iter().filter(|x| crate::validity::is_valid(r, x)).count();
     let _ = writeln!(s, "repeats: {valid} valid of {}", r.repeats.len());
     for (metric, m) in &r.summary {
-        let _ = writeln!(
-            s,
-            "  {metric:<20} median {:>12.6}  95% [{:.6}, {:.6}]  n {}",
-            m.median, m.ci95[0], m.ci95[1], m.n
-        );
+        let (median, lo, hi) = (num(m.median), num(m.ci95[0]), num(m.ci95[1]));
+        let _ = writeln!(s, "  {metric:<20} median {median:>16}  95% [{lo}, {hi}]  n {}", m.n);
     }
     s
 }
