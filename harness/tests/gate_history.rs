@@ -50,6 +50,14 @@ fn gate(cand: &Path, baseline: &str, spec: &str, extra: &[&str]) -> (i32, String
     (o.status.code().unwrap(), both(&o))
 }
 
+/// `gate --json` of the CPU time against `baseline`: the exit code and the report.
+fn gate_json(cand: &Path, baseline: &str, spec: &str) -> (i32, serde_json::Value) {
+    let o =
+        run(&["gate", cand.to_str().unwrap(), "--baseline", baseline, "--store", spec, "--metrics", "time", "--json"]);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&o)));
+    (o.status.code().unwrap(), v)
+}
+
 #[test]
 fn the_same_work_passes_and_a_twenty_percent_slowdown_fails() {
     let dir = tempdir("gate-history");
@@ -66,18 +74,8 @@ fn the_same_work_passes_and_a_twenty_percent_slowdown_fails() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<failure"), "{xml}");
     // JSON: the case says how many runs its interval came from.
-    let o = run(&[
-        "gate",
-        slow.to_str().unwrap(),
-        "--baseline",
-        "history:5",
-        "--store",
-        &spec,
-        "--metrics",
-        "time",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (code, v) = gate_json(&slow, "history:5", &spec);
+    assert_eq!(code, 1);
     let case = &v["workloads"][0]["cases"][0];
     assert_eq!(case["history_runs"], 5, "{case}");
     assert_eq!(case["outcome"], "regression", "{case}");
@@ -92,21 +90,10 @@ fn the_candidate_recorded_in_the_store_is_left_out() {
     let slow = scaled_copy(dir.path(), "slow", 1.2, 100);
     let o = run(&["history", "import", slow.parent().unwrap().to_str().unwrap(), "--store", &spec]);
     assert!(o.status.success(), "{}", both(&o));
-    let o = run(&[
-        "gate",
-        slow.to_str().unwrap(),
-        "--baseline",
-        "history:8",
-        "--store",
-        &spec,
-        "--metrics",
-        "time",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (code, v) = gate_json(&slow, "history:8", &spec);
     let case = &v["workloads"][0]["cases"][0];
     assert_eq!(case["history_runs"], 8, "the 8 earlier runs, not the candidate: {case}");
-    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert_eq!(code, 1, "{v}");
 }
 
 #[test]
