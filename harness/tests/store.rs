@@ -259,6 +259,8 @@ fn postgres_suite() {
     assert!(record.as_secs_f64() < 1.0 && recent.as_secs_f64() < 1.0);
     drop(store);
 
+    gate_from_history(&server);
+
     // A store of a newer schema is refused, and left as it was.
     let spec = server.database("newer");
     drop(Store::open(&spec).unwrap());
@@ -275,4 +277,33 @@ fn postgres_suite() {
             .err()
             .unwrap();
     assert!(!e.to_string().contains("sekrit") && e.to_string().contains("nonexistent"), "{e}");
+}
+
+/// `gate --baseline history` against a PostgreSQL store, through the CLI as a testbed uses it:
+/// five earlier runs (copies of a real result with CPU time, wall time and energy scaled by
+/// their between-run level), then the same work and a 20% slowdown gated against them.
+fn gate_from_history(server: &PgServer) {
+    let StoreSpec::Postgres(url) = server.database("gate") else { unreachable!() };
+    let tmp = util::tempdir("pg-gate");
+    let src = util::repo().join("baselines/cpu-amd-epyc-2t/digits-mlp-train.json");
+    let copy = |name: &str, factor: f64, hour: usize| {
+        let at = format!("2026-11-26T{hour:02}:00:00Z");
+        util::scaled_copy(&src, &tmp.path().join(name), factor, move |v| v["created_at"] = at.clone().into())
+    };
+    for (i, f) in [1.0, 0.96, 1.04, 0.98, 1.02].iter().enumerate() {
+        copy(&format!("h{i}"), *f, i);
+    }
+    let o = util::run(&["history", "--store", &url, "import", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", util::both(&o));
+    let gate = |cand: &Path| {
+        let o =
+            util::run(&["gate", cand.to_str().unwrap(), "--baseline", "history", "--store", &url, "--metrics", "time"]);
+        (o.status.code(), util::both(&o))
+    };
+    let (code, out) = gate(&copy("same", 1.01, 10));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("5 earlier runs"), "{out}");
+    let (code, out) = gate(&copy("slow", 1.2, 11));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("REGRESSION"), "{out}");
 }
