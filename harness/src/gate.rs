@@ -255,6 +255,9 @@ pub struct WorkloadGate {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GateReport {
     pub max_regression: f64,
+    /// Gate from history: the N of `--baseline history:N` (the rule differs; see [`history`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
     pub workloads: Vec<WorkloadGate>,
     /// Baselines with no candidate (not an error: a quick suite gated against full baselines).
     pub baselines_unused: Vec<String>,
@@ -382,6 +385,7 @@ fn finish(
 ) -> Result<GateReport, GateError> {
     let mut report = GateReport {
         max_regression: opts.max_regression,
+        history: None,
         workloads,
         baselines_unused,
         exit_code: crate::error::Exit::Ok,
@@ -582,10 +586,11 @@ pub fn judge(ci: [f64; 2], threshold: f64) -> Outcome {
 }
 
 /// Gates every candidate against its history from the store (`histories`: per workload id,
-/// the source's description and the runs, newest first; see [`history`]).
+/// the source's description and the runs, newest first; `n`: the N asked for; see [`history`]).
 pub fn gate_history_sets(
     candidates: &BTreeMap<String, (PathBuf, RunResult)>,
     histories: &BTreeMap<String, (String, Vec<history::HistoryRun>)>,
+    n: usize,
     opts: &GateOptions,
 ) -> Result<GateReport, GateError> {
     let mut workloads = Vec::new();
@@ -595,7 +600,9 @@ pub fn gate_history_sets(
         w.candidate = cpath.clone();
         workloads.push(w);
     }
-    finish(workloads, Vec::new(), opts)
+    let mut report = finish(workloads, Vec::new(), opts)?;
+    report.history = Some(n);
+    Ok(report)
 }
 
 pub mod history;

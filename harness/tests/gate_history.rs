@@ -66,6 +66,7 @@ fn the_same_work_passes_and_a_twenty_percent_slowdown_fails() {
     let (code, out) = gate(&same, "history", &spec, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("8 earlier runs"), "the note names the history it used: {out}");
+    assert!(out.contains("gate from history (the last 10 runs"), "the header states the history's rule: {out}");
     let slow = scaled_copy(dir.path(), "slow", 1.2, 110);
     let junit = dir.path().join("junit.xml");
     let (code, out) = gate(&slow, "history:8", &spec, &["--junit", junit.to_str().unwrap()]);

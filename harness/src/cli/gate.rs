@@ -106,7 +106,7 @@ pub fn main(args: GateArgs) -> CliResult {
         }
         BaselineArg::History(n) => {
             let histories = histories(&candidates, *n, &args.store)?;
-            crate::gate::gate_history_sets(&candidates, &histories, &opts)
+            crate::gate::gate_history_sets(&candidates, &histories, *n, &opts)
         }
     }
     .map_err(Error::bad_input)?;

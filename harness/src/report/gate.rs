@@ -23,10 +23,17 @@ pub fn render_text(r: &GateReport) -> String {
             c.outcome.to_string(),
         ]);
     }
-    let mut out = format!(
-        "effbench gate: regression when the 95% interval of candidate/baseline - 1 lies above {}\n",
-        pct(r.max_regression)
-    );
+    let mut out = match r.history {
+        None => format!(
+            "effbench gate: regression when the 95% interval of candidate/baseline - 1 lies above {}\n",
+            pct(r.max_regression)
+        ),
+        Some(n) => format!(
+            "effbench gate from history (the last {n} runs like each candidate in the store): regression when \
+             candidate/mean - 1 is above {} and its 95% prediction interval above 0\n",
+            pct(r.max_regression)
+        ),
+    };
     out += &super::table::columns(&HEADER, &body);
     for w in &r.workloads {
         for warn in &w.warnings {
@@ -57,6 +64,7 @@ pub fn render_text(r: &GateReport) -> String {
         match r.exit_code {
             Exit::Ok => "PASSED",
             Exit::Invalid => "FAILED (invalid run)",
+            Exit::Inconclusive if r.history.is_some() => "FAILED (cannot decide: too few repeats or earlier runs)",
             Exit::Inconclusive => "FAILED (cannot decide: too few repeats)",
             _ => "FAILED (regression)",
         },
