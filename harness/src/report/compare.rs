@@ -17,8 +17,22 @@ pub fn scope_line(c: &Comparison) -> String {
     }
 }
 
+/// `+12.3%`; `-` where the figure could not be computed (NaN), never `NaN%`.
 pub fn pct(x: f64) -> String {
-    format!("{:+.1}%", 100.0 * x)
+    if x.is_finite() {
+        format!("{:+.1}%", 100.0 * x)
+    } else {
+        "-".to_string()
+    }
+}
+
+/// A mean in the table; `-` where a side has none.
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4e}")
+    } else {
+        "-".to_string()
+    }
 }
 
 /// The table skeleton shared by the terminal and Markdown renderers.
@@ -29,9 +43,13 @@ fn rows(c: &Comparison) -> Vec<[String; 6]> {
             [
                 r.resource.to_string(),
                 r.metric.clone(),
-                format!("{:.4e} -> {:.4e}", r.baseline_mean, r.candidate_mean),
+                format!("{} -> {}", num(r.baseline_mean), num(r.candidate_mean)),
                 pct(r.reduction),
-                format!("[{}, {}]", pct(r.ci95[0]), pct(r.ci95[1])),
+                if r.ci95.iter().all(|x| x.is_finite()) {
+                    format!("[{}, {}]", pct(r.ci95[0]), pct(r.ci95[1]))
+                } else {
+                    "-".to_string()
+                },
                 if crate::verdict::INFORMATIONAL.contains(&r.metric.as_str()) {
                     format!("({}; informational)", r.verdict)
                 } else {
@@ -68,7 +86,7 @@ pub fn render_text(c: &Comparison) -> String {
 
 pub fn render_markdown(c: &Comparison) -> String {
     let mut out = format!(
-        "### effbench: `{}`, target {} reduction{}\n\n| {} |\n|{}|\n",
+        "### effbench: `{}`, target {} reduction{}\n\n| {} |\n|{}\n",
         c.workload,
         pct(c.target).trim_start_matches('+'),
         if c.energy_label == "estimated" { " (energy ESTIMATED)" } else { "" },
