@@ -1,0 +1,96 @@
+"""Samples/s of the JAX runner's training loop, bare (in-process) and through the protocol.
+
+    .venv/bin/python runner.py --bench fmnist-mlp-train [--threads 1] [--samples 60000]
+    .venv/bin/python bench.py fmnist-mlp-train [--threads 1] [--samples 60000]
+
+`runner.py --bench` runs trainer.Trainer.train with an in-process fetch (rows gathered from
+memory, no files, no messages) and the same evaluations at the same sample counts as through
+the protocol. `bench.py` runs the same training through driver.Driver: one fetch message and
+one pair of batch files on /dev/shm per batch, evaluate messages and output files. Both use
+the synthetic data of synth.py; the target is out of reach, so both train exactly --samples
+samples. Each prints one JSON line per repeat.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+RECIPES = {"digits-mlp-train": (32, 1e-3, 320), "fmnist-mlp-train": (64, 1e-3, 2048),
+           "fmnist-cnn-train": (64, 1e-3, 2048), "charlm-austen-train": (32, 3e-3, 1024),
+           "ae-machine-train": (64, 1e-3, 500)}
+
+
+def args_of(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workload", choices=sorted(RECIPES))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=60000, help="samples trained per repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    return ap.parse_args(argv)
+
+
+def recipe(workload):
+    batch, lr, _ = RECIPES[workload]
+    return {"name": "baseline", "optimizer": "adamw", "learning_rate": lr, "weight_decay": 0.01,
+            "batch_size": batch, "precision": "f32"}
+
+
+def unreachable(data):
+    data.target = float("inf") if data.higher else float("-inf")
+    return data
+
+
+def main(argv, configure_threads):
+    """Bare: the trainer with rows from memory and in-process evaluations."""
+    a = args_of(argv)
+    configure_threads(a.threads)
+    import synth
+    import trainer
+    data = unreachable(synth.for_workload(a.workload))
+    every = RECIPES[a.workload][2]
+    t = trainer.Trainer(a.workload, trainer.Recipe(recipe(a.workload)), len(data.x))
+    t.warm(data.eval_x)
+    for rep in range(a.repeats):
+        state = {"served": 0, "next": every, "evals": 0}
+
+        def fetch(idx):
+            if state["served"] >= state["next"] or state["served"] >= a.samples:
+                state["next"] += every
+                data.score(t.output(data.eval_x))
+                state["evals"] += 1
+                if state["served"] >= a.samples:
+                    return None
+            state["served"] += len(idx)
+            return data.x[idx], (None if data.y is None else data.y[idx])
+        t.busy_s = 0.0
+        t0 = time.perf_counter()
+        steps = t.train(rep, fetch)
+        wall = time.perf_counter() - t0
+        report("bare", a, rep, state["served"], steps, state["evals"], wall, t.busy_s)
+
+
+def report(mode, a, rep, served, steps, evals, wall, busy):
+    print(json.dumps({"mode": mode, "workload": a.workload, "threads": a.threads, "repeat": rep,
+                      "samples": served, "steps": steps, "evaluations": evals, "wall_s": round(wall, 4),
+                      "busy_s": round(busy, 4), "samples_per_s": round(served / wall, 1)}), flush=True)
+
+
+def through_driver(argv):
+    a = args_of(argv)
+    import driver
+    import synth
+    data = unreachable(synth.for_workload(a.workload))
+    d = driver.Driver(a.workload, data, recipe(a.workload), RECIPES[a.workload][2], a.samples,
+                      threads=a.threads)
+    try:
+        d.load()
+        for rep in range(a.repeats):
+            r = d.repeat(rep, rep)
+            report("protocol", a, rep, r.served, r.reply.get("steps"), len(r.evaluations), r.wall_s, r.busy_s)
+    finally:
+        d.close()
+
+
+if __name__ == "__main__":
+    through_driver(sys.argv[1:])

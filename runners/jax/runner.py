@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""effbench's JAX reference training runner: Runner Protocol v1.1 (training) on JAX + optax.
+
+effbench starts it through runner.toml and drives it over stdin/stdout (docs/runner-protocol.md,
+v1 framing; v1.1 training): hello, train_load, then per repeat stats / mark / train (during
+which the runner asks for batches by index with `fetch` and answers effbench's `evaluate`),
+unload, shutdown. Replies only on stdout; every log line goes to stderr. Set up with
+`bash runners/jax/setup.sh`. Bare timing without effbench: `runner.py --bench WORKLOAD`.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+from importlib import metadata
+
+PROTOCOL, MINOR = 1, 1
+MAX_LINE = 1 << 20  # the protocol's 1 MiB per line
+MAX_ROWS = 1 << 24  # no tensor file with more rows is read
+NP = {"float32": "<f4", "int64": "<i8"}
+trainer = None  # the module, imported once the thread count is known (XLA reads it at start)
+
+
+def log(*args):
+    print("jax-runner:", *args, file=sys.stderr, flush=True)
+
+
+class ProtocolError(Exception):
+    """effbench sent something the runner cannot use; the runner refuses or stops."""
+
+
+def configure_threads(threads):
+    """Honour `threads` before jax is imported: XLA sizes its pools once, from the schedulable
+    CPUs and XLA_FLAGS (as bench/peers/jax_steps.py)."""
+    global trainer
+    if trainer is not None:
+        return
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if threads:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < threads:
+            log("threads=%d asked, only CPUs %s are available: using them all" % (threads, cpus))
+        os.sched_setaffinity(0, cpus[:threads])
+        if threads == 1:
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                       " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    import trainer as module  # noqa: E402  (after the environment above)
+    trainer = module
+
+
+def read_tensor(decl, what, dtype, row, rows=None):
+    """A tensor file effbench named: checked dtype, row shape, row count and size before reading."""
+    if not isinstance(decl, dict):
+        raise ProtocolError("%s: expected a tensor {path, dtype, shape}, got %r" % (what, decl))
+    path, shape = decl.get("path"), decl.get("shape")
+    if decl.get("dtype") != dtype:
+        raise ProtocolError("%s: dtype %r, the model takes %s" % (what, decl.get("dtype"), dtype))
+    if (not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or tuple(shape[1:]) != tuple(row) or shape[0] > MAX_ROWS or (rows is not None and shape[0] != rows)):
+        want = [rows if rows is not None else "n"] + list(row)
+        raise ProtocolError("%s: shape %r, expected %s" % (what, shape, want))
+    if not isinstance(path, str):
+        raise ProtocolError("%s: path %r is not a string" % (what, path))
+    want = math.prod(shape) * 8 if dtype == "int64" else math.prod(shape) * 4
+    try:
+        size = os.stat(path).st_size
+        if size != want:
+            raise ProtocolError("%s: %s has %d bytes, shape %r of %s needs %d" % (what, path, size, shape, dtype, want))
+        import numpy as np
+        return np.fromfile(path, dtype=NP[dtype], count=math.prod(shape)).reshape(shape)
+    except OSError as e:
+        raise ProtocolError("%s: cannot read %s: %s" % (what, path, e)) from e
+
+
+class Wire:
+    """Lines in (bounded), replies and requests out on the protocol's own copy of stdout."""
+
+    def __init__(self, inp, out):
+        self.inp, self.out = inp, out
+        self.next_id = 0
+
+    def recv(self):
+        line = self.inp.readline(MAX_LINE + 1)
+        if not line:
+            return None
+        if len(line) > MAX_LINE:
+            raise SystemExit("jax-runner: a line from effbench is over 1 MiB; stopping")
+        try:
+            msg = json.loads(line)
+        except ValueError as e:
+            raise SystemExit("jax-runner: effbench sent a line that is not JSON (%s): %.200r" % (e, line))
+        if not isinstance(msg, dict):
+            raise SystemExit("jax-runner: effbench sent %.200r, not a JSON object" % (line,))
+        return msg
+
+    def send(self, msg):
+        msg["v"] = PROTOCOL
+        self.out.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+        self.out.flush()
+
+    def request(self, op, **fields):
+        self.next_id += 1
+        self.send({"id": self.next_id, "op": op, **fields})
+        return self.next_id
+
+
+class Runner:
+    def __init__(self, wire):
+        self.wire = wire
+        self.session = None  # the Trainer after train_load
+        self.done = False
+
+    # ---- requests from effbench
+    def hello(self, msg):
+        if PROTOCOL not in (msg.get("protocol") or []):
+            raise ProtocolError("effbench speaks protocol %r; this runner speaks %d" % (msg.get("protocol"), PROTOCOL))
+        platform = os.environ.get("JAX_PLATFORMS", "cpu")
+        jax_v = metadata.version("jax")
+        return {"protocol": PROTOCOL, "minor": MINOR, "ops": ["train"],
+                "runner": "effbench-jax-runner 0.1 (jax %s, optax %s)" % (jax_v, metadata.version("optax")),
+                "vendor": "effbench (JAX reference)",
+                "device": {"name": "XLA %s" % platform, "domain": "cpu" if platform == "cpu" else "accel:0"},
+                "driver": "jaxlib %s" % metadata.version("jaxlib"), "precisions": ["f32"], "telemetry": ["busy_s"]}
+
+    def train_load(self, msg):
+        configure_threads(int(msg.get("threads") or 0))
+        recipe = trainer.Recipe(msg.get("recipe") or {})
+        t = trainer.Trainer(msg.get("workload"), recipe, msg.get("train_samples", 0))
+        net = t.net
+        self.check_decl(msg, "input", net.x_dtype, net.x_row)
+        if net.y_row is not None:
+            self.check_decl(msg, "target", "int64", net.y_row)
+        self.check_decl(msg, "output", "float32", net.out_row)
+        self.eval_x = read_tensor(msg.get("eval"), "train_load eval", net.x_dtype, net.x_row)
+        self.max_fetch = int(msg.get("max_fetch") or recipe.batch_size)
+        if self.max_fetch < 1:
+            raise ProtocolError("max_fetch %r: must be at least 1" % msg.get("max_fetch"))
+        self.seed = int(msg.get("seed") or 0)
+        t0 = time.perf_counter()
+        t.warm(self.eval_x)
+        log("%s: %d parameters, compiled in %.2f s" % (msg.get("workload"), net.count(), time.perf_counter() - t0))
+        t.busy_s = 0.0
+        self.session = t
+        return {"division": "closed", "params": net.count(), "precision": "f32"}
+
+    @staticmethod
+    def check_decl(msg, key, dtype, row):
+        d = msg.get(key)
+        if not isinstance(d, dict) or d.get("dtype") != dtype or tuple(d.get("shape", [])[1:]) != tuple(row):
+            raise ProtocolError("train_load %s: %r; this runner's model takes %s [n, %s]"
+                                % (key, d, dtype, ", ".join(map(str, row))))
+
+    def train(self, msg):
+        t = self.need_session()
+        seed = int(msg.get("seed", self.seed))
+        self.done = False
+        steps = t.train(seed, self.fetch)
+        return {"steps": steps, "busy_s": t.busy_s}
+
+    def evaluate(self, msg):
+        t = self.need_session()
+        if t.params is None:
+            raise ProtocolError("evaluate before any train: there is no model yet")
+        path = msg.get("output")
+        if not isinstance(path, str):
+            raise ProtocolError("evaluate: output %r is not a path" % (path,))
+        out = t.output(self.eval_x)
+        with open(path, "wb") as f:
+            f.write(out.tobytes())
+        return {"output": {"path": path, "dtype": "float32", "shape": list(out.shape)}}
+
+    def stats(self, msg):
+        return {"busy_s": self.session.busy_s if self.session else 0.0}
+
+    def mark(self, msg):
+        if self.session:
+            self.session.ready()
+        return {"t_mono_ns": time.monotonic_ns()}
+
+    def unload(self, msg):
+        self.session = None
+        return {}
+
+    def flush(self, msg):
+        self.mark(msg)
+        return {}
+
+    def shutdown(self, msg):
+        return {}
+
+    def need_session(self):
+        if self.session is None:
+            raise ProtocolError("no workload loaded: send train_load first")
+        return self.session
+
+    # ---- the runner's own requests during train
+    def fetch(self, idx):
+        """Ask effbench for the rows `idx` (in pieces of at most max_fetch); None once done."""
+        xs, ys = [], []
+        for s in range(0, len(idx), self.max_fetch):
+            part = [int(i) for i in idx[s:s + self.max_fetch]]
+            got = self.fetch_part(part)
+            if got is None:
+                return None
+            xs.append(got[0])
+            ys.append(got[1])
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        import numpy as np
+        return np.concatenate(xs), (None if ys[0] is None else np.concatenate(ys))
+
+    def fetch_part(self, part):
+        rid = self.wire.request("fetch", indices=part)
+        while True:
+            msg = self.wire.recv()
+            if msg is None:
+                raise SystemExit("jax-runner: effbench closed stdin during train")
+            if "op" in msg:  # effbench's request while it holds the fetch (evaluate)
+                self.handle(msg)
+                continue
+            if msg.get("re") != rid:
+                raise SystemExit("jax-runner: reply to %r while fetch %d is outstanding: %.200r"
+                                 % (msg.get("re"), rid, msg))
+            if not msg.get("ok"):
+                raise SystemExit("jax-runner: effbench refused fetch %d: %r" % (rid, msg.get("error")))
+            if msg.get("done"):
+                log("done at fetch %d: %s" % (rid, msg.get("reason")))
+                return None
+            return self.batch_files(msg, len(part))
+
+    def batch_files(self, msg, n):
+        net = self.session.net
+        x = read_tensor(msg.get("x"), "fetch reply x", net.x_dtype, net.x_row, n)
+        y = None
+        if net.y_row is not None:
+            y = read_tensor(msg.get("y"), "fetch reply y", "int64", net.y_row, n)
+        for d in (msg.get("x"), msg.get("y")):
+            if isinstance(d, dict) and isinstance(d.get("path"), str):
+                try:
+                    os.unlink(d["path"])
+                except FileNotFoundError:
+                    pass
+        return x, y
+
+    # ---- dispatch
+    def handle(self, msg):
+        op = msg.get("op")
+        handler = getattr(self, op, None) if op in OPS else None
+        try:
+            if handler is None:
+                raise ProtocolError("unknown op %r (this runner does: %s)" % (op, ", ".join(OPS)))
+            reply = handler(msg)
+            reply.update({"re": msg.get("id"), "ok": True})
+        except Exception as e:  # the refusal goes back to effbench, which stops the run
+            log("%s failed: %s: %s" % (op, type(e).__name__, e))
+            code = "BAD_REQUEST" if isinstance(e, (ProtocolError, ValueError, KeyError)) else type(e).__name__
+            reply = {"re": msg.get("id"), "ok": False, "error": {"code": code, "msg": str(e).strip("'\"")}}
+        self.wire.send(reply)
+        return op
+
+
+OPS = ("hello", "train_load", "train", "evaluate", "stats", "mark", "flush", "unload", "shutdown")
+
+
+def serve():
+    # The protocol gets its own copy of stdout; fd 1 then points at stderr, so a stray print
+    # (Python's or a C library's) can never corrupt the replies.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    wire = Wire(sys.stdin.buffer, out)
+    runner = Runner(wire)
+    while True:
+        msg = wire.recv()
+        if msg is None:
+            return
+        if runner.handle(msg) == "shutdown":
+            return
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bench":
+        import bench
+        bench.main(sys.argv[2:], configure_threads)
+    else:
+        serve()
