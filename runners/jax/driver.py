@@ -76,7 +76,8 @@ class Driver:
         self.proc = subprocess.Popen(cmd, cwd=self.work, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, start_new_session=True)
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.next_id = 0
         self.received = []  # every message from the runner, parsed
 
@@ -149,6 +150,9 @@ class Driver:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            self.reader.join(timeout=10)
+            self.proc.stdin.close()
+            self.proc.stdout.close()
             self.stderr.close()
             shutil.rmtree(self.work, ignore_errors=True)
 

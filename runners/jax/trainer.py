@@ -2,9 +2,13 @@
 
 Recipe semantics (models/src/recipe.rs, train.rs, adamw.rs):
 - AdamW as candle_nn's ParamsAdamW defaults (beta1 0.9, beta2 0.999, eps 1e-8 outside the
-  square root, bias-corrected moments) with decoupled weight decay on every parameter:
-  w <- w (1 - lr wd) - lr m^/(sqrt(v^) + eps). Here optax.scale_by_adam + add_decayed_weights,
-  scaled by -lr, which is that formula.
+  square root, bias-corrected moments) with decoupled weight decay on every parameter, written
+  as adamw.rs's fused update: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
+  w <- w (1 - lr wd) - lr (m s_m)/(sqrt(v s_v) + eps), with the bias corrections
+  s_m = 1/(1-b1^t), s_v = 1/(1-b2^t) computed in f64 and then rounded to f32, b1 and b2
+  rounded to f32 in the moments, as adamw.rs does. Not optax.adamw, whose roundings differ
+  (its 1 - b2 in f64, its 1 - b2^t from b2 in f32): its first update is 1.3e-5 relative off
+  candle's (0.04950033 vs 0.04949966 after one step in test_adamw_is_adamw_rs's problem).
 - SGD as train.rs's MomentumSgd: v <- momentum v + g; w <- w - lr v (optax.trace); no decay.
 - The learning rate is Recipe::lr_at(samples trained before the step).
 - Data selection: `full` (every index in 0..train_samples) or `random-subset` (ceil(fraction n)
@@ -106,11 +110,54 @@ def select(recipe, n, seed):
     return np.sort(host_rng(seed, SELECTION).permutation(n)[:keep]).astype(np.int64)
 
 
+B1, B2, EPS = 0.9, 0.999, 1e-8  # candle_nn::ParamsAdamW::default()
+
+
+class AdamW:
+    """adamw.rs's FusedAdamW over a pytree; `hyper(step, lr)` gives its per-step scalars."""
+
+    def __init__(self, weight_decay):
+        self.wd = weight_decay
+
+    def init(self, params):
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return {"m": zeros, "v": jax.tree_util.tree_map(jnp.zeros_like, params)}
+
+    def hyper(self, t, lr):
+        return np.array([lr, 1.0 - lr * self.wd, 1.0 / (1.0 - B1 ** t), 1.0 / (1.0 - B2 ** t)], np.float32)
+
+    @staticmethod
+    def apply(params, state, grads, hyper):
+        lr, decay, scale_m, scale_v = hyper[0], hyper[1], hyper[2], hyper[3]
+        b1, b2, eps = jnp.float32(B1), jnp.float32(B2), jnp.float32(EPS)
+        m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state["m"], grads)
+        v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["v"], grads)
+        params = jax.tree_util.tree_map(
+            lambda w, m, v: w * decay - lr * ((m * scale_m) / (jnp.sqrt(v * scale_v) + eps)), params, m, v)
+        return params, {"m": m, "v": v}
+
+
+class MomentumSgd:
+    """train.rs's MomentumSgd: optax.trace (v <- momentum v + g), then w <- w - lr v."""
+
+    def __init__(self, momentum):
+        self.tx = optax.trace(decay=momentum, nesterov=False)
+
+    def init(self, params):
+        return self.tx.init(params)
+
+    def hyper(self, t, lr):
+        return np.array([lr, 0.0, 0.0, 0.0], np.float32)
+
+    def apply(self, params, state, grads, hyper):
+        v, state = self.tx.update(grads, state, params)
+        return jax.tree_util.tree_map(lambda w, v: w - hyper[0] * v, params, v), state
+
+
 def optimizer(recipe):
     if recipe.optimizer == "adamw":
-        return optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
-                           optax.add_decayed_weights(recipe.weight_decay))
-    return optax.trace(decay=recipe.momentum, nesterov=False)
+        return AdamW(recipe.weight_decay)
+    return MomentumSgd(recipe.momentum)
 
 
 class Trainer:
@@ -131,10 +178,9 @@ class Trainer:
             r = nets.row_losses(net, net.forward(params, x), x, y)
             return jnp.sum(r * mask) / jnp.sum(mask)
 
-        def step(params, opt_state, x, y, mask, lr):
+        def step(params, opt_state, x, y, mask, hyper):
             loss, grads = jax.value_and_grad(loss_fn)(params, x, y, mask)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
+            params, opt_state = tx.apply(params, opt_state, grads, hyper)
             return params, opt_state, loss
         # Donating params and moments lets XLA update them in place, as candle does.
         self._step = jax.jit(step, donate_argnums=(0, 1))
@@ -145,6 +191,7 @@ class Trainer:
         key = jax.random.fold_in(jax.random.PRNGKey(seed), INIT)
         self.params = self.net.init(key)
         self.opt_state = self.tx.init(self.params)
+        self.t = 0  # optimizer steps taken
 
     def warm(self, eval_x):
         """Compile the step and the eval pass on `eval_x` (outside any measured window)."""
@@ -168,7 +215,9 @@ class Trainer:
                 y = np.concatenate([y, np.zeros((b - n,) + y.shape[1:], y.dtype)])
         if y is None:
             y = np.zeros((b,), np.int64)  # unused by the autoencoder's loss
-        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x, y, mask, np.float32(lr))
+        self.t += 1
+        hyper = self.tx.hyper(self.t, lr)
+        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x, y, mask, hyper)
         loss = float(loss)  # blocks until the step is done
         self.busy_s += time.perf_counter() - t0
         return loss
