@@ -11,12 +11,11 @@ the contract; a violation raises `Violation`.
 import json
 import math
 import os
-import queue
 import shutil
+import select
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -67,6 +66,7 @@ class Driver:
         self.workload, self.data, self.recipe = workload, data, recipe
         self.every, self.cap, self.max_fetch, self.threads = every_samples, sample_cap, max_fetch, threads
         self.timeout = timeout_s
+        self.model = {"arch": workload}  # what train_load says of the reference model
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.work = tempfile.mkdtemp(prefix="effbench-%s-" % workload, suffix=".runner-work", dir=shm)
         os.makedirs(os.path.join(self.work, "batches"))
@@ -74,27 +74,34 @@ class Driver:
         self.stderr = open(os.path.join(tempfile.gettempdir(), "jax-runner-%d.log" % os.getpid()), "ab")
         cmd = command or [PYTHON, "-u", os.path.join(HERE, "runner.py")]
         self.proc = subprocess.Popen(cmd, cwd=self.work, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, start_new_session=True)
-        self.lines = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+                                     stderr=self.stderr, start_new_session=True, bufsize=0)
+        self.buf = b""
         self.next_id = 0
         self.received = []  # every message from the runner, parsed
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
+    def _line(self):
+        """The runner's next stdout line, or None at end of file (bounded wait)."""
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + self.timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise Violation("no message from the runner within %.0f s" % self.timeout)
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buf += chunk
+            if len(self.buf) > 1 << 20 and b"\n" not in self.buf:
+                raise Violation("a line over 1 MiB from the runner")
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
 
     def send(self, msg):
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
         self.proc.stdin.flush()
 
     def recv(self):
-        try:
-            line = self.lines.get(timeout=self.timeout)
-        except queue.Empty:
-            raise Violation("no message from the runner within %.0f s" % self.timeout) from None
+        line = self._line()
         if line is None:
             raise Violation("the runner exited (status %s)" % self.proc.wait())
         try:
@@ -124,7 +131,7 @@ class Driver:
         d.eval_x.tofile(eval_path)
         x_dtype = "int64" if d.x.dtype == np.int64 else "float32"
         decl = lambda dt, a: {"dtype": dt, "shape": [None] + list(a.shape[1:])}  # noqa: E731
-        msg = {"workload": self.workload, "model": {"arch": self.workload}, "input": decl(x_dtype, d.x),
+        msg = {"workload": self.workload, "model": dict(self.model), "input": decl(x_dtype, d.x),
                "output": {"dtype": "float32", "shape": [None] + list(self.out_row())},
                "metric": {"name": "test", "higher_is_better": d.higher, "target": d.target},
                "train_samples": len(d.x),
@@ -150,7 +157,6 @@ class Driver:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self.reader.join(timeout=10)
             self.proc.stdin.close()
             self.proc.stdout.close()
             self.stderr.close()
@@ -222,8 +228,8 @@ class Repeat:
         if self.served >= self.next_eval or self.served >= self.d.cap:
             self.next_eval += self.d.every
             q = self.evaluate()
-            if self.d.data.met(q) or self.served >= self.d.cap:
-                self.done = "target" if self.d.data.met(q) else "cap"
+            if self.d.data.met(q) or self.served >= self.d.cap or math.isnan(q):
+                self.done = "target" if self.d.data.met(q) else "invalid" if math.isnan(q) else "cap"
                 self.d.send({"v": 1, "re": rid, "ok": True, "done": True, "reason": self.done})
                 return
         self.d.send(self.batch(rid, idx))

@@ -79,9 +79,12 @@ class Wire:
     def __init__(self, inp, out):
         self.inp, self.out = inp, out
         self.next_id = 0
+        self.wait_s = 0.0  # time blocked reading stdin
 
     def recv(self):
+        t0 = time.perf_counter()
         line = self.inp.readline(MAX_LINE + 1)
+        self.wait_s += time.perf_counter() - t0
         if not line:
             return None
         if len(line) > MAX_LINE:
@@ -109,7 +112,6 @@ class Runner:
     def __init__(self, wire):
         self.wire = wire
         self.session = None  # the Trainer after train_load
-        self.done = False
 
     # ---- requests from effbench
     def hello(self, msg):
@@ -132,6 +134,7 @@ class Runner:
         if net.y_row is not None:
             self.check_decl(msg, "target", "int64", net.y_row)
         self.check_decl(msg, "output", "float32", net.out_row)
+        self.check_reference(msg.get("model"), net)
         self.eval_x = read_tensor(msg.get("eval"), "train_load eval", net.x_dtype, net.x_row)
         self.max_fetch = int(msg.get("max_fetch") or recipe.batch_size)
         if self.max_fetch < 1:
@@ -145,6 +148,27 @@ class Runner:
         return {"division": "closed", "params": net.count(), "precision": "f32"}
 
     @staticmethod
+    def check_reference(model, net):
+        """The closed division claims effbench's reference model: when train_load lists its
+        parameters (`model.params`: name and shape each, or `param_count`), they must be ours."""
+        model = model if isinstance(model, dict) else {}
+        ours = [(n, list(s)) for n, s, _, _ in net.specs]
+        listed = model.get("params")
+        if isinstance(listed, list) and all(isinstance(p, dict) for p in listed):
+            theirs = [(p.get("name"), p.get("shape")) for p in listed]
+            if theirs != ours:
+                diff = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+                raise ProtocolError("model.params differ from this runner's model at parameter %d: effbench lists %r, "
+                                    "the runner has %r (%d vs %d parameter tensors)"
+                                    % (diff, theirs[diff] if diff < len(theirs) else None,
+                                       ours[diff] if diff < len(ours) else None, len(theirs), len(ours)))
+        elif listed is not None:
+            log("model.params is not a list of {name, shape}: not checked")
+        count = model.get("param_count")
+        if isinstance(count, int) and count != net.count():
+            raise ProtocolError("model.param_count is %d, this runner's model has %d" % (count, net.count()))
+
+    @staticmethod
     def check_decl(msg, key, dtype, row):
         d = msg.get(key)
         if not isinstance(d, dict) or d.get("dtype") != dtype or tuple(d.get("shape", [])[1:]) != tuple(row):
@@ -154,8 +178,11 @@ class Runner:
     def train(self, msg):
         t = self.need_session()
         seed = int(msg.get("seed", self.seed))
-        self.done = False
+        busy, wait, t0 = t.busy_s, self.wire.wait_s, time.perf_counter()
         steps = t.train(seed, self.fetch)
+        wall, busy, wait = time.perf_counter() - t0, t.busy_s - busy, self.wire.wait_s - wait
+        log("train: %d steps in %.3f s: busy %.3f s, waiting for effbench %.3f s, the rest (messages, "
+            "batch files, padding) %.3f s" % (steps, wall, busy, wait, wall - busy - wait))
         return {"steps": steps, "busy_s": t.busy_s}
 
     def evaluate(self, msg):

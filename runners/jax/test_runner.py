@@ -280,7 +280,16 @@ class Protocol(unittest.TestCase):
             other = d.request("train_load", eval={"path": eval_path, "dtype": "float32", "shape": [50, 64]},
                               **with_(base, workload="mnist-resnet-train"))
             self.assertIn("no model for workload 'mnist-resnet-train'", other["error"]["msg"])
-            ok = d.request("train_load", eval={"path": eval_path, "dtype": "float32", "shape": [50, 64]}, **base)
+            good = {"path": eval_path, "dtype": "float32", "shape": [50, 64]}
+            # model.params / param_count (the contract's later additions) must be the runner's model.
+            ref = [{"name": n, "shape": list(s)} for n, s, _, _ in nets.build("digits-mlp-train").specs]
+            swapped = [ref[0], ref[1], {"name": "fc1.weight", "shape": [10, 128]}, ref[3]]
+            bad = d.request("train_load", eval=good, **with_(base, model={"params": swapped}))
+            self.assertIn("at parameter 2: effbench lists ('fc1.weight', [10, 128]), the runner has "
+                          "('fc1.weight', [128, 10])", bad["error"]["msg"])
+            bad = d.request("train_load", eval=good, **with_(base, model={"param_count": 9611}))
+            self.assertIn("param_count is 9611, this runner's model has 9610", bad["error"]["msg"])
+            ok = d.request("train_load", eval=good, **with_(base, model={"params": ref, "param_count": 9610}))
             self.assertTrue(ok["ok"], ok)
             d.next_id += 1
             d.send({"v": 1, "id": d.next_id, "op": "train", "repeat": 0, "seed": 0})
