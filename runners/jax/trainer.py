@@ -185,12 +185,16 @@ class Trainer:
         # Donating params and moments lets XLA update them in place, as candle does.
         self._step = jax.jit(step, donate_argnums=(0, 1))
         self._forward = jax.jit(net.forward)
+        # One compile for all the initial values rather than one per shape (fmnist-mlp, under
+        # load, JAX_LOG_COMPILES: 6.7 s jitted against 7.6 s for the four eager ones).
+        self._init = jax.jit(net.init)
+        self._opt_init = jax.jit(self.tx.init)
 
     def start(self, seed):
         """Fresh weights and optimizer state for a repeat."""
         key = jax.random.fold_in(jax.random.PRNGKey(seed), INIT)
-        self.params = self.net.init(key)
-        self.opt_state = self.tx.init(self.params)
+        self.params = self._init(key)
+        self.opt_state = self._opt_init(self.params)
         self.t = 0  # optimizer steps taken
 
     def warm(self, eval_x):
