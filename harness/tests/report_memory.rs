@@ -64,7 +64,8 @@ fn peak_memory_does_not_grow_with_the_number_of_results() {
     let csv = std::fs::read_to_string(out.join("repeats.csv")).unwrap();
     let repeats = csv.lines().count() - 1;
     assert_eq!(repeats % (10 * N), 0, "every result's repeats: {repeats}");
-    let svgs = std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("svg".as_ref()));
+    let svgs =
+        std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("svg".as_ref()));
     assert!(svgs.count() >= 3 * 10 * N, "quality, power and reduction plots of every result");
     eprintln!("peak RSS: {N} results {small} KiB, {} results {large} KiB", 10 * N);
     assert!(

@@ -116,11 +116,14 @@ pub fn write_dir_with<T>(dir: &Path, write: impl FnOnce(&Path) -> Result<T, Erro
     };
     let w = |e: WriteError| Error::bad_input(e);
     std::fs::create_dir_all(&parent).map_err(io(&parent)).map_err(w)?;
-    let tmp = tempfile::Builder::new().prefix(".effbench-report-").tempdir_in(&parent).map_err(io(&parent)).map_err(w)?;
+    let tmp =
+        tempfile::Builder::new().prefix(".effbench-report-").tempdir_in(&parent).map_err(io(&parent)).map_err(w)?;
     // A temp dir is private (0700); a report is read by others (a web server, node_exporter).
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(io(tmp.path())).map_err(w)?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(io(tmp.path()))
+            .map_err(w)?;
     }
     let out = write(tmp.path())?;
     sync_tree(tmp.path()).map_err(w)?;

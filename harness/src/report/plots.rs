@@ -329,7 +329,13 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
 pub fn for_workload(w: &WorkloadReport, energy: Option<Result<String, String>>) -> Vec<Plot> {
     let mut out = Vec::new();
     let mut add = |kind: &'static str, title: &str, svg| {
-        out.push(Plot { workload: w.name.clone(), kind, title: title.into(), file: format!("{}-{kind}.svg", w.name), svg })
+        out.push(Plot {
+            workload: w.name.clone(),
+            kind,
+            title: title.into(),
+            file: format!("{}-{kind}.svg", w.name),
+            svg,
+        })
     };
     if w.result.workload.kind == WorkloadKind::Train {
         add("quality", "quality against samples consumed", quality(w));

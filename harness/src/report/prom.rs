@@ -73,7 +73,11 @@ pub fn samples(w: &WorkloadReport) -> Vec<Sample> {
         for (stat, v) in [("median", s.median), ("ci95_lower", s.ci95[0]), ("ci95_upper", s.ci95[1])] {
             let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
             l.push(format!("stat=\"{stat}\""));
-            out.push(Sample { family: name.clone(), help: help.clone(), line: format!("{name}{{{}}} {v:e}\n", l.join(",")) });
+            out.push(Sample {
+                family: name.clone(),
+                help: help.clone(),
+                line: format!("{name}{{{}}} {v:e}\n", l.join(",")),
+            });
         }
     }
     out
