@@ -35,6 +35,8 @@ fn report_rss(tmp: &Path, n: usize) -> (i64, std::path::PathBuf) {
     }
     let out = tmp.join(format!("out-{n}"));
     let err = tmp.join(format!("stderr-{n}"));
+    // Reaped by wait4 below (which gives its rusage), not by `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let child = util::effbench()
         .args(["report", inputs.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .args(["--format", "html,md,bmf,prometheus,csv", "--baseline"])
