@@ -4,7 +4,9 @@
 #   a. suite: 13 results of 5 repeats each, every one with a 10 Hz trace of WINDOW seconds per
 #      repeat (plus a 10 s idle window), reported in every format against the fixture baseline;
 #   b. long:  one result with a 1 kHz trace of one hour (3,600,000 rows);
-#   c. many:  MANY result files (default 10,000), half with a trace.
+#   c. many:  for each count in MANY (default "100 1000 10000"), that many result files, half
+#      with a trace (cases many-100, many-1000, ...): peak RSS should not grow with the count,
+#      and time should grow about linearly.
 #
 # Every input is a copy of the real results in harness/tests/fixtures/report/results (one
 # digits-mlp-train run with its 10 Hz trace, one fmnist-mlp-infer run): result files are
@@ -15,10 +17,11 @@
 #
 # Each case runs RUNS times (default 5) under /usr/bin/time -v; the script prints every run and
 # the median wall time and peak RSS. It never judges: the goals (a < 2 s, b < 5 s on 2 cores,
-# c bounded memory) are read off the figures.
+# c bounded memory) are read off the figures. The load average is printed first: on shared
+# cores the wall time includes waiting for a core, the CPU time does not.
 #
 # Usage: bench/report-speed.sh [WORK_DIR]
-#   env: EFFBENCH (target/release/effbench), RUNS (5), WINDOW (60), MANY (10000),
+#   env: EFFBENCH (target/release/effbench), RUNS (5), WINDOW (60), MANY ("100 1000 10000"),
 #        FORMATS (html,md,bmf,prometheus,csv), CASES ("suite long many")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +29,7 @@ WORK=${1:-results/report-speed}
 EFFBENCH=${EFFBENCH:-target/release/effbench}
 RUNS=${RUNS:-5}
 WINDOW=${WINDOW:-60}
-MANY=${MANY:-10000}
+MANY=${MANY:-100 1000 10000}
 FORMATS=${FORMATS:-html,md,bmf,prometheus,csv}
 CASES=${CASES:-suite long many}
 FIX=harness/tests/fixtures/report
@@ -35,9 +38,9 @@ FIX=harness/tests/fixtures/report
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-# gen KIND DIR: writes the inputs of one case.
+# gen KIND DIR [COUNT]: writes the inputs of one case.
 gen() {
-    python3 - "$FIX/results" "$@" "$WINDOW" "$MANY" <<'EOF'
+    python3 - "$FIX/results" "$1" "$2" "$WINDOW" "${3:-0}" <<'EOF'
 import os, shutil, sys
 fix, kind, out, window, many = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
 os.makedirs(out, exist_ok=True)
@@ -109,8 +112,17 @@ print("%-6s runs=%d  wall s: median %.3f (min %.3f, max %.3f)  cpu s: median %.3
 EOF
 }
 
+echo "report-speed: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $EFFBENCH"
 for c in $CASES; do
-    gen "$c" "$WORK/$c"
-    echo "report-speed: $c: $(find "$WORK/$c" -name '*.json' | wc -l) result(s), $(du -sh "$WORK/$c" | cut -f1) of input, trace rows: $(cat "$WORK/$c"/*.trace.csv 2>/dev/null | wc -l)"
-    measure "$c" "$WORK/$c"
+    counts=0
+    [ "$c" = many ] && counts=$MANY
+    for n in $counts; do
+        name=$c
+        [ "$c" = many ] && name=many-$n
+        rm -rf "$WORK/$name"
+        gen "$c" "$WORK/$name" "$n"
+        echo "report-speed: $name: $(find "$WORK/$name" -name '*.json' | wc -l) result(s), $(du -sh "$WORK/$name" | cut -f1) of input, trace rows: $(find "$WORK/$name" -name '*.trace.csv' -exec cat {} + 2>/dev/null | wc -l)"
+        measure "$name" "$WORK/$name"
+        rm -rf "$WORK/$name-report"
+    done
 done

@@ -97,6 +97,82 @@ pub fn bootstrap_interval(
     Some([quantile_sorted(&stats, tail), quantile_sorted(&stats, 1.0 - tail)])
 }
 
+/// The interval [`bootstrap_interval`] gives for the median, bit for bit (the same draws from
+/// the same seed, the same medians, the same quantiles), without sorting anything per resample:
+/// each draw counts against the rank of the value drawn, a resample's median is read off those
+/// counts, and the quantiles off how often each possible median occurred. O(resamples × n)
+/// instead of O(resamples × n log n + resamples log resamples): a report of 10,000 results
+/// computes about 12 of these per result. Up to 64 values; more go through
+/// [`bootstrap_interval`] (their cost is the draws either way).
+pub fn bootstrap_median_interval(values: &[f64], resamples: usize, level: f64, seed: u64) -> Option<[f64; 2]> {
+    let n = values.len();
+    if n > 64 || n == 0 || resamples == 0 {
+        return bootstrap_interval(values, resamples, level, seed, median_in_place);
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let sorted: Vec<f64> = order.iter().map(|&i| values[i]).collect();
+    let mut rank = vec![0usize; n];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    // The ranks at the median's positions in a sorted resample (one position for odd n).
+    let (p, q) = if n % 2 == 1 { (n / 2, n / 2) } else { (n / 2 - 1, n / 2) };
+    let (mut hits, mut medians) = (vec![0u32; n], vec![0u32; n * n]);
+    let mut rng = SplitMix64::new(seed);
+    for _ in 0..resamples {
+        for _ in 0..n {
+            hits[rank[rng.below(n)]] += 1;
+        }
+        let (mut below, mut at_p, mut at_q) = (0usize, None, None);
+        for (r, h) in hits.iter_mut().enumerate() {
+            below += *h as usize;
+            *h = 0;
+            if at_p.is_none() && below > p {
+                at_p = Some(r);
+            }
+            if at_q.is_none() && below > q {
+                at_q = Some(r);
+            }
+        }
+        let (a, b) = (at_p.unwrap_or(n - 1), at_q.unwrap_or(n - 1));
+        medians[a * n + b] += 1;
+    }
+    // The distinct medians in the order sorting them would give, with how often each occurred.
+    let mut counted: Vec<(f64, u32)> = (0..n * n)
+        .filter(|&k| medians[k] > 0)
+        .map(|k| {
+            let (a, b) = (k / n, k % n);
+            let m = if n % 2 == 1 { sorted[a] } else { (sorted[a] + sorted[b]) / 2.0 };
+            (m, medians[k])
+        })
+        .collect();
+    counted.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let tail = (1.0 - level) / 2.0;
+    Some([quantile_counted(&counted, resamples, tail), quantile_counted(&counted, resamples, 1.0 - tail)])
+}
+
+/// [`quantile_sorted`] of the `total` values that `counted` lists in order as (value, times).
+fn quantile_counted(counted: &[(f64, u32)], total: usize, q: f64) -> f64 {
+    let at = |i: usize| {
+        let mut seen = 0usize;
+        for &(v, c) in counted {
+            seen += c as usize;
+            if i < seen {
+                return v;
+            }
+        }
+        counted[counted.len() - 1].0
+    };
+    let pos = q.clamp(0.0, 1.0) * (total - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let (a, b) = (at(lo), at(hi));
+    if a == b {
+        return a;
+    }
+    a + (b - a) * (pos - lo as f64)
+}
+
 /// How far a new run's mean lies from a history of run means, as an interval of the shift
 /// `candidate - mean(history)` at `level` (e.g. 0.95): the t prediction interval
 /// `± t(N-1) · s · sqrt(1 + 1/N)`, where `s` is the standard deviation of the N history means.
@@ -139,7 +215,7 @@ impl Summary {
         let ci95 = if values.len() == 1 {
             [median, median]
         } else {
-            bootstrap_interval(values, BOOTSTRAP_RESAMPLES, 0.95, seed, median_in_place)?
+            bootstrap_median_interval(values, BOOTSTRAP_RESAMPLES, 0.95, seed)?
         };
         Some(Summary { median, mean, ci95, n: values.len() })
     }
@@ -211,6 +287,35 @@ mod tests {
         let intervals: Vec<[f64; 2]> =
             (0..20).map(|seed| bootstrap_interval(&values, 200, 0.95, seed, median_in_place).unwrap()).collect();
         assert!(intervals.iter().any(|i| *i != intervals[0]), "the seed must drive the resampling");
+    }
+
+    #[test]
+    fn the_counting_median_bootstrap_is_the_sorting_one_bit_for_bit() {
+        // Odd and even sizes, ties, signed zeros, a wide range; every seed's draws must give the
+        // very interval the generic bootstrap gives (Summary::of's figures did not change).
+        let mut rng = SplitMix64::new(99);
+        for n in 1..=20usize {
+            for seed in 0..25u64 {
+                let values: Vec<f64> = (0..n)
+                    .map(|_| match rng.below(5) {
+                        0 => 0.0,
+                        1 => -0.0,
+                        2 => (rng.below(3) as f64) * 1.5,
+                        _ => (rng.next_u64() >> 11) as f64 * 1e-10 - 4e5,
+                    })
+                    .collect();
+                for resamples in [1, 2, 999, 2000] {
+                    let slow = bootstrap_interval(&values, resamples, 0.95, seed, median_in_place).unwrap();
+                    let fast = bootstrap_median_interval(&values, resamples, 0.95, seed).unwrap();
+                    assert_eq!(slow.map(f64::to_bits), fast.map(f64::to_bits), "{values:?} seed {seed} r {resamples}");
+                }
+            }
+        }
+        let many: Vec<f64> = (0..70).map(|i| (i * 37 % 11) as f64).collect();
+        assert_eq!(
+            bootstrap_median_interval(&many, 500, 0.9, 3),
+            bootstrap_interval(&many, 500, 0.9, 3, median_in_place)
+        );
     }
 
     #[test]

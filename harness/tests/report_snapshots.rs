@@ -13,18 +13,19 @@
 use std::path::{Path, PathBuf};
 
 use effbench::bundle::{CheckReport, Feedback, FeedbackRow, Finding};
-use effbench::report::data::ReportData;
-use effbench::report::output::{render, Format};
+use effbench::report::output::Format;
+use effbench::report::stream::{render, Options};
 use effbench::result::RunResult;
 
 const RESULTS: &str = "tests/fixtures/report/results";
 const BASELINES: &str = "tests/fixtures/report/baselines";
 
-fn fixture() -> ReportData {
+/// The fixture report's files in `formats` (sorted), as `effbench report` writes them: the
+/// same code that streams 10,000 results, written to a temporary directory and read back.
+fn report(formats: &[Format]) -> Vec<(String, Vec<u8>)> {
     let inputs = [PathBuf::from(RESULTS)];
-    let mut data = effbench::report::build::build(&inputs, Some(BASELINES)).unwrap();
-    data.effbench_version = "0.0.0-test".into();
-    data
+    let opts = Options { baseline: Some(BASELINES), formats, version: "0.0.0-test" };
+    render(&inputs, &opts).unwrap()
 }
 
 fn load(path: &str) -> RunResult {
@@ -37,9 +38,8 @@ fn text(bytes: &[u8]) -> &str {
 
 #[test]
 fn every_report_file_matches_its_snapshot() {
-    let data = fixture();
     let all = [Format::Html, Format::Md, Format::Bmf, Format::Prometheus, Format::Csv];
-    let files = render(&data, &all);
+    let files = report(&all);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     insta::assert_snapshot!("report_files", names.join("\n"));
     for (name, bytes) in &files {
@@ -150,15 +150,13 @@ fn small_commands_text() {
 
 #[test]
 fn rendering_is_deterministic() {
-    let (a, b) = (fixture(), fixture());
     let all = [Format::Html, Format::Md, Format::Bmf, Format::Prometheus, Format::Csv];
-    assert_eq!(render(&a, &all), render(&b, &all));
+    assert_eq!(report(&all), report(&all));
 }
 
 #[test]
 fn what_is_missing_is_said_not_drawn() {
-    let data = fixture();
-    let md = String::from_utf8(render(&data, &[Format::Md]).remove(0).1).unwrap();
+    let md = String::from_utf8(report(&[Format::Md]).remove(0).1).unwrap();
     assert!(md.contains("power trace not drawn: no power trace: tests/fixtures/report/results/fmnist-mlp-infer.trace.csv does not exist"), "{md}");
     assert!(md.contains("Not compared: no baseline for fmnist-mlp-infer"), "{md}");
     // Every energy figure of these CPU-estimate fixtures is marked.

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliResult;
-use crate::error::{Error, Exit};
-use crate::report::output::{files, write_dir, wrote_text, Format};
+use crate::error::Exit;
+use crate::report::output::{wrote_text, Format};
+use crate::report::stream::{write, Options};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -34,8 +35,8 @@ pub fn main(args: ReportArgs) -> CliResult {
     let mut formats = args.format.clone();
     formats.sort();
     formats.dedup();
-    let data = crate::report::build::build(&args.inputs, args.baseline.as_deref())?;
-    let names = write_dir(&args.out, files(&data, &formats)).map_err(Error::bad_input)?;
-    print!("{}", wrote_text(&args.out, data.workloads.len(), &names));
+    let opts = Options { baseline: args.baseline.as_deref(), formats: &formats, version: env!("CARGO_PKG_VERSION") };
+    let w = write(&args.inputs, &args.out, &opts)?;
+    print!("{}", wrote_text(&args.out, w.results, &w.files, w.svgs));
     Ok(Exit::Ok)
 }

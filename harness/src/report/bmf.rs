@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::data::{Figure, ReportData};
+use super::data::{Figure, WorkloadReport};
 
 /// Bencher's limit on a measure slug.
 pub const MAX_SLUG: usize = 64;
@@ -35,16 +35,25 @@ pub fn slug(f: &Figure) -> String {
     s
 }
 
-/// The BMF document of `data`, pretty-printed.
-pub fn render(data: &ReportData) -> String {
-    let mut doc = Map::new();
-    for w in &data.workloads {
-        let mut measures = Map::new();
-        for f in &w.figures {
-            let Ok(s) = &f.value else { continue };
-            measures.insert(slug(f), json!({ "value": s.median, "lower_value": s.ci95[0], "upper_value": s.ci95[1] }));
-        }
-        doc.insert(w.name.clone(), Value::Object(measures));
+// The document is written one result at a time ([`super::stream`]): `OPEN`, the `entry` of
+// each result with `SEPARATOR` between them, `CLOSE`. Its text is what serde_json's pretty
+// printer gives for the whole object, members in the report's order (JSON objects are
+// unordered; Bencher reads them by name).
+
+pub const OPEN: &str = "{\n";
+pub const SEPARATOR: &str = ",\n";
+pub const CLOSE: &str = "\n}\n";
+
+/// One result's member of the BMF object: its name and its measures.
+pub fn entry(w: &WorkloadReport) -> String {
+    let mut measures = Map::new();
+    for f in &w.figures {
+        let Ok(s) = &f.value else { continue };
+        measures.insert(slug(f), json!({ "value": s.median, "lower_value": s.ci95[0], "upper_value": s.ci95[1] }));
     }
-    serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default() + "\n"
+    let body = serde_json::to_string_pretty(&Value::Object(measures)).unwrap_or_else(|_| "{}".into());
+    // Nested one level deeper: every line but the first indented by two more spaces (a JSON
+    // string never holds a raw line break, so lines are the printer's own).
+    let body = body.replace('\n', "\n  ");
+    format!("  {}: {body}", Value::String(w.name.clone()))
 }

@@ -1,13 +1,19 @@
-//! Loading `effbench report`'s inputs into a [`ReportData`]: result files (or every `*.json`
-//! in a results directory), the trace beside each (`<workload>.trace.csv`), and with
-//! `--baseline` the comparison with each workload's baseline. The only part of the report that
-//! reads files; the renderers never do.
+//! Reading `effbench report`'s inputs: result files (or every `*.json` in a results
+//! directory), the trace beside each (`<workload>.trace.csv`), and with `--baseline` the
+//! comparison with each workload's baseline. The only part of the report that reads inputs;
+//! the renderers never do.
+//!
+//! In two passes, so that memory does not grow with the number of results: [`index`] reads
+//! and checks every result and computes its figures (the bootstrap intervals, each once),
+//! keeping only an [`Entry`] per result; [`load`] then reads one result again, with its trace
+//! and comparison, for it to be rendered and dropped before the next.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use super::data::{figures, unique_names, BaselineOutcome, ReportData, WorkloadReport};
+use super::data::{figures, unique_names, BaselineOutcome, Figure, NameKey, WorkloadReport};
 use crate::baseline::BaselineSpec;
 use crate::error::Error;
 use crate::result::RunResult;
@@ -87,40 +93,95 @@ fn compare_with(spec: &BaselineSpec, r: &RunResult, cache: &mut Baselines) -> Re
     Ok(BaselineOutcome::Compared { path: path.display().to_string(), comparison })
 }
 
-/// Loads everything a report of `inputs` shows, one file at a time: each result is read,
-/// checked, summarised ([`figures`]) and its trace reduced before the next is opened, so only
-/// the parsed results and the reduced traces are held, never a whole trace. A file that is
-/// not a valid result is an error naming it (exit 2; 4 for a result whose figures contradict
-/// themselves).
-pub fn build(inputs: &[PathBuf], baseline: Option<&str>) -> Result<ReportData, Error> {
+/// What the first pass keeps of one result: a few strings and its figures, about 1 KB.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// Unique within the report ([`unique_names`]).
+    pub name: String,
+    pub id: String,
+    /// The workload's unit of work.
+    pub unit: String,
+    /// Computed once, here; handed to the result's [`WorkloadReport`] when it is rendered.
+    pub figures: Vec<Figure>,
+}
+
+/// Every result of a report, as the first pass leaves them.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    pub entries: Vec<Entry>,
+    /// Every energy domain any repeat of any result has (the CSV's columns).
+    pub domains: BTreeSet<String>,
+}
+
+/// A result file read and checked: not a result is bad input (exit 2), a result whose
+/// figures contradict themselves exit 4.
+fn read(path: &Path) -> Result<RunResult, Error> {
+    let result = RunResult::load(path).map_err(Error::bad_input)?;
+    crate::validity::check_file(&result, path)?;
+    Ok(result)
+}
+
+/// The first pass: every result file of `inputs` read and checked, one at a time, its figures
+/// computed and its name given; nothing else of it is kept.
+pub fn index(inputs: &[PathBuf]) -> Result<Index, Error> {
     let files = result_files(inputs)?;
-    let spec = baseline.map(BaselineSpec::parse);
-    let mut cache = Baselines::new();
-    let mut workloads = Vec::with_capacity(files.len());
-    for f in &files {
-        let result = RunResult::load(f).map_err(Error::bad_input)?;
-        crate::validity::check_file(&result, f)?;
-        let baseline = match &spec {
-            Some(s) => Some(compare_with(s, &result, &mut cache)?),
-            None => None,
-        };
-        workloads.push(WorkloadReport {
-            name: String::new(),
-            source: f.display().to_string(),
-            figures: figures(&result),
-            trace: load_trace(f),
-            result,
-            baseline,
-        });
+    let mut index = Index::default();
+    let mut keys = Vec::with_capacity(files.len());
+    for path in files {
+        let r = read(&path)?;
+        for x in &r.repeats {
+            for d in x.energy_j.by_domain.keys() {
+                if !index.domains.contains(d) {
+                    index.domains.insert(d.clone());
+                }
+            }
+        }
+        keys.push(NameKey::of(&r));
+        let (id, unit) = (r.workload.id.clone(), r.workload.unit.clone());
+        index.entries.push(Entry { path, name: String::new(), id, unit, figures: figures(&r) });
     }
-    let names = unique_names(&workloads.iter().map(|w| &w.result).collect::<Vec<_>>());
-    for (w, name) in workloads.iter_mut().zip(names) {
-        w.name = name;
+    for (e, name) in index.entries.iter_mut().zip(unique_names(&keys)) {
+        e.name = name;
     }
-    Ok(ReportData {
-        effbench_version: env!("CARGO_PKG_VERSION").to_string(),
-        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
-        baseline: baseline.map(str::to_string),
-        workloads,
+    Ok(index)
+}
+
+/// Where `--baseline` leads, and the baselines already read.
+pub struct Comparer {
+    spec: Option<BaselineSpec>,
+    cache: Baselines,
+}
+
+impl Comparer {
+    pub fn new(baseline: Option<&str>) -> Comparer {
+        Comparer { spec: baseline.map(BaselineSpec::parse), cache: Baselines::new() }
+    }
+}
+
+/// The second pass, for one result: `e`'s file read (and checked) again, with its trace and
+/// with `--baseline` its comparison; its figures moved out of `e`. A file that changed since
+/// the first pass into another workload's result is an error, not a wrong report.
+pub fn load(e: &mut Entry, comparer: &mut Comparer) -> Result<WorkloadReport, Error> {
+    let result = read(&e.path)?;
+    if result.workload.id != e.id {
+        return Err(Error::bad_input(anyhow!(
+            "{} changed while the report was written (a result of {}, then of {}); run report again",
+            e.path.display(),
+            e.id,
+            result.workload.id
+        )));
+    }
+    let baseline = match &comparer.spec {
+        Some(s) => Some(compare_with(s, &result, &mut comparer.cache)?),
+        None => None,
+    };
+    Ok(WorkloadReport {
+        name: e.name.clone(),
+        source: e.path.display().to_string(),
+        figures: std::mem::take(&mut e.figures),
+        trace: load_trace(&e.path),
+        result,
+        baseline,
     })
 }

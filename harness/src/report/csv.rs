@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::data::{overall_provenance, provenance_label, ReportData, WorkloadReport};
+use super::data::{overall_provenance, provenance_label, WorkloadReport};
 use crate::result::Repeat;
 use crate::scope::{repeat_scope, scope_provenance, Scope};
 
@@ -140,14 +140,8 @@ fn scope_cells(w: &WorkloadReport, x: &Repeat) -> Vec<String> {
     out
 }
 
-/// The CSV text of every repeat of every result in `data`.
-pub fn render(data: &ReportData) -> String {
-    let domains: BTreeSet<&str> = data
-        .workloads
-        .iter()
-        .flat_map(|w| w.result.repeats.iter())
-        .flat_map(|x| x.energy_j.by_domain.keys().map(String::as_str))
-        .collect();
+/// The header line, given every energy domain found in any input (sorted).
+pub fn header(domains: &BTreeSet<String>) -> String {
     let mut header: Vec<String> = RUN.iter().chain(REPEAT.iter()).map(|s| s.to_string()).collect();
     for s in Scope::ALL {
         for col in ["energy_j", "dynamic_energy_j", "energy_per_unit_j", "provenance", "unresolved"] {
@@ -155,16 +149,19 @@ pub fn render(data: &ReportData) -> String {
         }
     }
     header.extend(domains.iter().map(|d| format!("energy_{d}_j")));
-    let mut out = header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",") + "\n";
-    for w in &data.workloads {
-        let run = run_cells(w);
-        for (i, x) in w.result.repeats.iter().enumerate() {
-            let mut cells = run.clone();
-            cells.extend(repeat_cells(w, i, x));
-            cells.extend(scope_cells(w, x));
-            cells.extend(domains.iter().map(|d| num(x.energy_j.by_domain.get(*d).map(|j| j.0))));
-            out += &(cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",") + "\n");
-        }
+    header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",") + "\n"
+}
+
+/// The rows of every repeat of one result, columns as [`header`] with the same `domains`.
+pub fn rows(w: &WorkloadReport, domains: &BTreeSet<String>) -> String {
+    let mut out = String::new();
+    let run = run_cells(w);
+    for (i, x) in w.result.repeats.iter().enumerate() {
+        let mut cells = run.clone();
+        cells.extend(repeat_cells(w, i, x));
+        cells.extend(scope_cells(w, x));
+        cells.extend(domains.iter().map(|d| num(x.energy_j.by_domain.get(d).map(|j| j.0))));
+        out += &(cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",") + "\n");
     }
     out
 }

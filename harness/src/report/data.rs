@@ -1,6 +1,7 @@
-//! What `effbench report` renders: the loaded results, their reduced traces and comparisons,
-//! and the figures computed from them. Building a [`ReportData`] reads files
-//! ([`super::build`]); everything here and every renderer is a pure function of it.
+//! What `effbench report` renders, one result at a time: a [`WorkloadReport`] is one loaded
+//! result with its reduced trace, comparison and figures. Reading files is
+//! [`super::build`]'s, writing them [`super::stream`]'s; everything here and every renderer is
+//! a pure function of what they hand over.
 
 use crate::result::{Repeat, RunResult, WorkloadKind};
 use crate::scope::{repeat_scope, scope_provenance, Scope};
@@ -13,17 +14,15 @@ pub use super::trace_reduce::{Band, Trace, Window};
 /// The seed of every bootstrap interval the report computes, so a report is reproducible.
 pub const SEED: u64 = 0;
 
-/// Everything a report shows.
+/// What a report says of itself: who wrote it and from what (the appendix).
 #[derive(Clone, Debug)]
-pub struct ReportData {
+pub struct ReportMeta {
     /// The effbench that wrote the report.
     pub effbench_version: String,
     /// The inputs as given on the command line.
     pub inputs: Vec<String>,
     /// `--baseline` as given.
     pub baseline: Option<String>,
-    /// One entry per result file, in the order found (inputs in order, files sorted).
-    pub workloads: Vec<WorkloadReport>,
 }
 
 /// One result file and what goes with it.
@@ -158,28 +157,42 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
     out
 }
 
+/// What a result's name in the report is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameKey {
+    pub id: String,
+    pub host_class: String,
+    pub device: String,
+}
+
+impl NameKey {
+    pub fn of(r: &RunResult) -> NameKey {
+        NameKey { id: r.workload.id.clone(), host_class: r.system.host_class(), device: r.backend.device.clone() }
+    }
+}
+
 /// Names for the results: the workload id where it is unique among them, else the id with
 /// the host class and backend device, made file-name safe (and numbered if still equal).
 /// Linear in the number of results (counts and taken names in hash maps): a report of
 /// 10,000 results must not compare every name with every other.
-pub fn unique_names(results: &[&RunResult]) -> Vec<String> {
+pub fn unique_names(results: &[NameKey]) -> Vec<String> {
     use std::collections::{HashMap, HashSet};
     let safe = |s: &str| -> String {
         s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
     };
     let mut count: HashMap<&str, usize> = HashMap::new();
     for r in results {
-        *count.entry(r.workload.id.as_str()).or_default() += 1;
+        *count.entry(r.id.as_str()).or_default() += 1;
     }
     let mut taken: HashSet<String> = HashSet::with_capacity(results.len());
     // Per base name, the next number to try, so equal names cost one probe each, not a scan.
     let mut next: HashMap<String, usize> = HashMap::new();
     let mut names: Vec<String> = Vec::with_capacity(results.len());
     for r in results {
-        let base = if count[r.workload.id.as_str()] == 1 {
-            safe(&r.workload.id)
+        let base = if count[r.id.as_str()] == 1 {
+            safe(&r.id)
         } else {
-            safe(&format!("{}-{}-{}", r.workload.id, r.system.host_class(), r.backend.device))
+            safe(&format!("{}-{}-{}", r.id, r.host_class, r.device))
         };
         let mut name = base.clone();
         if taken.contains(&name) {

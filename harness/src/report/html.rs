@@ -3,8 +3,8 @@
 //! stylesheet or image URL), so the file opens from a USB stick with no network.
 
 use super::compare::pct;
-use super::data::{BaselineOutcome, ReportData, WorkloadReport};
-use super::md::{appendix, headline, summary_rows, verdict_words, SUMMARY_HEADER};
+use super::data::{BaselineOutcome, WorkloadReport};
+use super::md::{headline, summary_rows, verdict_words, SUMMARY_HEADER};
 use super::plots::Plot;
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#111}\
@@ -87,7 +87,8 @@ fn comparison(b: &BaselineOutcome) -> String {
     out + &format!("<p>{}</p>\n", inline_md(&verdict_words(b)))
 }
 
-fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
+/// One result's section: summary table, plots (or what is missing), comparison.
+pub fn section(w: &WorkloadReport, plots: &[Plot]) -> String {
     let mut out = format!("<section id=\"{}\">\n<h2>{}</h2>\n", esc(&w.name), esc(&w.name));
     out += &format!("<p>{}</p>\n<p>From <code>{}</code>.</p>\n", esc(&headline(w)), esc(&w.source));
     out += &table(&SUMMARY_HEADER, &summary_rows(w));
@@ -113,33 +114,34 @@ fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
     out + "</section>\n"
 }
 
-/// The HTML report; `plots` from [`super::plots::all`].
-pub fn render(data: &ReportData, plots: &[Plot]) -> String {
+// The page is written in pieces, one result at a time ([`super::stream`]): `head`, each
+// result's `section`, the appendix (`appendix_head`, per list `list_head`, its `item`s,
+// `list_end`), then `END`.
+
+/// The page up to the first result: title, style, and the list of the results' names.
+pub fn head<'a>(results: usize, names: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>effbench report</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<h1>effbench report</h1>\n<p>{} result(s).</p>\n<ul>\n",
-        data.workloads.len()
+         <style>{STYLE}</style>\n</head>\n<body>\n<h1>effbench report</h1>\n<p>{results} result(s).</p>\n<ul>\n"
     );
-    for w in &data.workloads {
-        out += &format!("<li><a href=\"#{}\">{}</a></li>\n", esc(&w.name), esc(&w.name));
+    for n in names {
+        out += &format!("<li><a href=\"#{}\">{}</a></li>\n", esc(n), esc(n));
     }
-    out += "</ul>\n";
-    // One pass over the plots, not one per workload: a report of 10,000 results.
-    let mut by_workload: std::collections::HashMap<&str, Vec<&Plot>> = std::collections::HashMap::new();
-    for p in plots {
-        by_workload.entry(p.workload.as_str()).or_default().push(p);
-    }
-    for w in &data.workloads {
-        let mine = by_workload.get(w.name.as_str()).map_or(&[][..], Vec::as_slice);
-        out += &workload(w, mine);
-    }
-    out += "<h2>Appendix</h2>\n";
-    for (h, rows) in appendix(data) {
-        out += &format!("<h3>{}</h3>\n<ul>\n", esc(&h));
-        for r in rows {
-            out += &format!("<li>{}</li>\n", inline_md(&r));
-        }
-        out += "</ul>\n";
-    }
-    out + "</body>\n</html>\n"
+    out + "</ul>\n"
 }
+
+pub const APPENDIX_HEAD: &str = "<h2>Appendix</h2>\n";
+
+/// An appendix list's heading.
+pub fn list_head(heading: &str) -> String {
+    format!("<h3>{}</h3>\n<ul>\n", esc(heading))
+}
+
+/// One line of an appendix list (Markdown's bold and code as HTML).
+pub fn item(row: &str) -> String {
+    format!("<li>{}</li>\n", inline_md(row))
+}
+
+pub const LIST_END: &str = "</ul>\n";
+
+pub const END: &str = "</body>\n</html>\n";

@@ -4,7 +4,7 @@
 //! appendix with systems, sensors, versions and the exact commands. The cells and sentences
 //! here are shared with the HTML report.
 
-use super::data::{provenance_label, BaselineOutcome, Figure, ReportData, Unit, WorkloadReport};
+use super::data::{provenance_label, BaselineOutcome, Figure, ReportMeta, Unit, WorkloadReport};
 use super::plots::Plot;
 use super::table::joules;
 
@@ -112,7 +112,8 @@ fn table(header: &[&str], rows: &[impl AsRef<[String]>]) -> String {
     out
 }
 
-fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
+/// One result's section: summary table, plots linked (or what is missing), comparison.
+pub fn section(w: &WorkloadReport, plots: &[Plot]) -> String {
     let mut out = format!("## {}\n\n{}\n\nFrom `{}`.\n\n", w.name, headline(w), w.source);
     out += &table(&SUMMARY_HEADER, &summary_rows(w));
     for p in plots {
@@ -134,35 +135,35 @@ fn workload(w: &WorkloadReport, plots: &[&Plot]) -> String {
         out += &verdict_words(b);
         out += "\n";
     }
-    out
+    out + "\n"
 }
 
-/// The appendix's sections as (heading, rows of text), shared with the HTML report.
-pub fn appendix(data: &ReportData) -> Vec<(String, Vec<String>)> {
-    let mut systems = Vec::new();
-    let mut sensors = Vec::new();
-    let mut versions = vec![format!("report written by effbench {}", data.effbench_version)];
-    let mut commands = Vec::new();
-    for w in &data.workloads {
-        let s = &w.result.system;
-        let line = format!(
-            "{} ({}): {}, kernel {}, {} ({} cores, {} threads), {} memory{}",
-            s.hostname,
-            s.host_class(),
-            s.os,
-            s.kernel,
-            s.cpu_model,
-            s.physical_cores,
-            s.logical_cores,
-            bytes(s.memory_bytes as f64),
-            if s.accelerators.is_empty() { String::new() } else { format!(", {}", s.accelerators.join(", ")) }
-        );
-        if !systems.contains(&line) {
-            systems.push(line);
-        }
-        for src in &w.result.energy_sources {
+/// The appendix's lists, in order: (heading, what each result adds to it).
+pub const APPENDIX: [&str; 5] = ["Systems", "Sensors and provenance", "Versions", "Commands", "Report inputs"];
+
+/// What one result adds to the appendix's first four lists (`Systems` lines are shown once
+/// however many results share them), as Markdown text shared with the HTML report.
+pub fn appendix_rows(w: &WorkloadReport) -> [Vec<String>; 4] {
+    let s = &w.result.system;
+    let system = format!(
+        "{} ({}): {}, kernel {}, {} ({} cores, {} threads), {} memory{}",
+        s.hostname,
+        s.host_class(),
+        s.os,
+        s.kernel,
+        s.cpu_model,
+        s.physical_cores,
+        s.logical_cores,
+        bytes(s.memory_bytes as f64),
+        if s.accelerators.is_empty() { String::new() } else { format!(", {}", s.accelerators.join(", ")) }
+    );
+    let sensors = w
+        .result
+        .energy_sources
+        .iter()
+        .map(|src| {
             let idle = w.result.idle_power_w.get(&src.domain).map_or(String::new(), |p| format!(", idle {:.2} W", p.0));
-            sensors.push(format!(
+            format!(
                 "{}: {} ({}) for {}, {}, sampled at {} Hz, updates every {} s{idle}",
                 w.name,
                 src.id,
@@ -171,48 +172,39 @@ pub fn appendix(data: &ReportData) -> Vec<(String, Vec<String>)> {
                 provenance_label(Some(src.provenance)),
                 src.sample_hz,
                 src.update_period_s
-            ));
-        }
-        versions.push(format!(
-            "{}: effbench {}, created {}",
-            w.name,
-            w.result.effbench_version,
-            w.result.created_at.to_rfc3339()
-        ));
-        commands.push(format!("{}: `{}`", w.name, w.result.command.join(" ")));
-    }
-    let mut inputs = data.inputs.clone();
-    if let Some(b) = &data.baseline {
-        inputs.push(format!("--baseline {b}"));
-    }
-    vec![
-        ("Systems".into(), systems),
-        ("Sensors and provenance".into(), sensors),
-        ("Versions".into(), versions),
-        ("Commands".into(), commands),
-        ("Report inputs".into(), inputs),
-    ]
+            )
+        })
+        .collect();
+    let version =
+        format!("{}: effbench {}, created {}", w.name, w.result.effbench_version, w.result.created_at.to_rfc3339());
+    let command = format!("{}: `{}`", w.name, w.result.command.join(" "));
+    [vec![system], sensors, vec![version], vec![command]]
 }
 
-/// The Markdown report; `plots` from [`super::plots::all`].
-pub fn render(data: &ReportData, plots: &[Plot]) -> String {
-    let mut out = format!("# effbench report\n\n{} result(s).\n\n", data.workloads.len());
-    // One pass over the plots, not one per workload: a report of 10,000 results.
-    let mut by_workload: std::collections::HashMap<&str, Vec<&Plot>> = std::collections::HashMap::new();
-    for p in plots {
-        by_workload.entry(p.workload.as_str()).or_default().push(p);
+/// The lines the report adds to its appendix of itself: the first of `Versions`, and
+/// `Report inputs`.
+pub fn own_rows(meta: &ReportMeta) -> (String, Vec<String>) {
+    let mut inputs = meta.inputs.clone();
+    if let Some(b) = &meta.baseline {
+        inputs.push(format!("--baseline {b}"));
     }
-    for w in &data.workloads {
-        let mine = by_workload.get(w.name.as_str()).map_or(&[][..], Vec::as_slice);
-        out += &workload(w, mine);
-        out += "\n";
-    }
-    out += "## Appendix\n";
-    for (h, rows) in appendix(data) {
-        out += &format!("\n### {h}\n\n");
-        for r in rows {
-            out += &format!("- {r}\n");
-        }
-    }
-    out
+    (format!("report written by effbench {}", meta.effbench_version), inputs)
+}
+
+// The file is written in pieces like the HTML page ([`super::html`]): `head`, each result's
+// `section`, then `APPENDIX_HEAD` and per list `list_head` and its `item`s.
+
+/// The file up to the first result.
+pub fn head(results: usize) -> String {
+    format!("# effbench report\n\n{results} result(s).\n\n")
+}
+
+pub const APPENDIX_HEAD: &str = "## Appendix\n";
+
+pub fn list_head(heading: &str) -> String {
+    format!("\n### {heading}\n\n")
+}
+
+pub fn item(row: &str) -> String {
+    format!("- {row}\n")
 }

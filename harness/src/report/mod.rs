@@ -1,8 +1,9 @@
 //! Renderers: they only format what the run measured.
 //!
-//! `effbench report` ([`build`] loads, the rest renders): [`data`] is what it shows, each of
-//! [`csv`], [`bmf`], [`prom`], [`md`] and [`html`] is a pure function of it, [`plots`] draws
-//! the SVGs, [`output`] names the formats and writes the directory atomically.
+//! `effbench report` ([`build`] reads, [`stream`] writes one result at a time, the rest
+//! renders): [`data`] is what one result shows, each of [`csv`], [`bmf`], [`prom`], [`md`] and
+//! [`html`] renders its part of a file as a pure function of it, [`plots`] draws the SVGs,
+//! [`output`] names the formats and writes the directory atomically.
 //!
 //! Every other command's terminal text is here too, each a pure function of what the library
 //! returned, so `cli/` only parses, calls the library and prints: [`table`] and [`summary`]
@@ -26,6 +27,7 @@ pub mod output;
 pub mod plots;
 pub mod progress;
 pub mod prom;
+pub mod stream;
 pub mod summary;
 pub mod table;
 pub mod trace_reduce;

@@ -1,10 +1,10 @@
-//! The formats of `effbench report`, the files each renders (pure), and writing them as one
-//! directory that appears whole or not at all: every file goes into a temporary directory
-//! beside `--out`, which is then renamed into place.
+//! The formats of `effbench report`, and writing a report as one directory that appears whole
+//! or not at all: every file goes into a temporary directory beside `--out`, which is then
+//! renamed into place.
 
 use std::path::{Path, PathBuf};
 
-use super::data::ReportData;
+use crate::error::Error;
 
 /// One output format of `effbench report`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -21,69 +21,28 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The file it writes (`md` also writes the plots as `*.svg`).
+    pub fn file(self) -> &'static str {
+        match self {
+            Format::Html => "index.html",
+            Format::Md => "report.md",
+            Format::Bmf => "bmf.json",
+            Format::Prometheus => "effbench.prom",
+            Format::Csv => "repeats.csv",
+        }
+    }
+}
+
 /// The file names a report may hold: a directory holding only these (and `.svg`) is an
 /// earlier report, which `report` may replace.
 pub const NAMES: &[&str] = &["index.html", "report.md", "bmf.json", "effbench.prom", "repeats.csv"];
 
-/// The files of the report of `data` in `formats`, one at a time as (name, bytes): the plots
-/// are drawn once up front (html and md share them), then each format is rendered when asked
-/// for, and with md each plot's SVG is handed over (moved, not copied). Writing them as they
-/// come ([`write_dir`]) holds one rendered file at a time besides the plots.
-pub struct Files<'a> {
-    data: &'a ReportData,
-    formats: Vec<Format>,
-    plots: Vec<super::plots::Plot>,
-    next_format: usize,
-    next_plot: usize,
-}
-
-/// The report of `data` in `formats`, lazily (see [`Files`]).
-pub fn files<'a>(data: &'a ReportData, formats: &[Format]) -> Files<'a> {
-    let plots = if formats.iter().any(|f| matches!(f, Format::Html | Format::Md)) {
-        super::plots::all(data)
-    } else {
-        Vec::new()
-    };
-    Files { data, formats: formats.to_vec(), plots, next_format: 0, next_plot: 0 }
-}
-
-impl Iterator for Files<'_> {
-    type Item = (String, Vec<u8>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(f) = self.formats.get(self.next_format) {
-            self.next_format += 1;
-            let (data, plots) = (self.data, &self.plots);
-            let (name, text) = match f {
-                Format::Html => ("index.html", super::html::render(data, plots)),
-                Format::Md => ("report.md", super::md::render(data, plots)),
-                Format::Bmf => ("bmf.json", super::bmf::render(data)),
-                Format::Prometheus => ("effbench.prom", super::prom::render(data)),
-                Format::Csv => ("repeats.csv", super::csv::render(data)),
-            };
-            return Some((name.to_string(), text.into_bytes()));
-        }
-        if !self.formats.contains(&Format::Md) {
-            return None;
-        }
-        while let Some(p) = self.plots.get_mut(self.next_plot) {
-            self.next_plot += 1;
-            if let Ok(svg) = &mut p.svg {
-                return Some((p.file.clone(), std::mem::take(svg).into_bytes()));
-            }
-        }
-        None
-    }
-}
-
-/// Every file of the report of `data` in `formats`: (name, bytes), plots once.
-pub fn render(data: &ReportData, formats: &[Format]) -> Vec<(String, Vec<u8>)> {
-    files(data, formats).collect()
-}
-
-/// What `report` prints once `dir` is written: how many results, which files.
-pub fn wrote_text(dir: &Path, results: usize, names: &[String]) -> String {
-    format!("wrote {} ({results} result(s)): {}\n", dir.display(), names.join(", "))
+/// What `report` prints once `dir` is written: how many results, which files, how many plots
+/// (named `<result>-<kind>.svg`; 10,000 results have some 30,000, not listed one by one).
+pub fn wrote_text(dir: &Path, results: usize, names: &[String], svgs: usize) -> String {
+    let plots = if svgs > 0 { format!(" and {svgs} plot(s) as <result>-<kind>.svg") } else { String::new() };
+    format!("wrote {} ({results} result(s)): {}{plots}\n", dir.display(), names.join(", "))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,33 +87,54 @@ fn check_replaceable(dir: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Writes `files` as directory `dir`, each as it comes (so only one is held at a time): into a
-/// fresh temporary directory in `dir`'s parent, fsynced, then renamed to `dir` (an earlier
-/// report there is moved aside first and removed after). On error nothing is left but what
-/// was there before. Returns the names written, in order.
-pub fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<String>, WriteError> {
-    use std::io::Write;
-    check_replaceable(dir)?;
+/// Makes what `tmp` holds durable before it is renamed into place: one `syncfs(2)` of its file
+/// system (a report of 10,000 results has some 30,000 files: an `fsync` each cost most of the
+/// wall time), or, where that fails, an `fsync` of every file in it.
+fn sync_tree(tmp: &Path) -> Result<(), WriteError> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(tmp).map_err(io(tmp))?;
+    // SAFETY: syncfs only reads the descriptor, which `d` keeps open for the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(tmp).map_err(io(tmp))? {
+        let path = e.map_err(io(tmp))?.path();
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
+    }
+    d.sync_all().map_err(io(tmp))
+}
+
+/// Writes directory `dir` whole or not at all: `write` puts the report's files into a fresh
+/// temporary directory in `dir`'s parent (the path it is given), which is then synced and
+/// renamed to `dir` (an earlier report there is moved aside first and removed after). When
+/// `write` fails, or anything after it, nothing is left but what was there before.
+pub fn write_dir_with<T>(dir: &Path, write: impl FnOnce(&Path) -> Result<T, Error>) -> Result<T, Error> {
+    check_replaceable(dir).map_err(Error::bad_input)?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let tmp = tempfile::Builder::new().prefix(".effbench-report-").tempdir_in(&parent).map_err(io(&parent))?;
+    let w = |e: WriteError| Error::bad_input(e);
+    std::fs::create_dir_all(&parent).map_err(io(&parent)).map_err(w)?;
+    let tmp =
+        tempfile::Builder::new().prefix(".effbench-report-").tempdir_in(&parent).map_err(io(&parent)).map_err(w)?;
     // A temp dir is private (0700); a report is read by others (a web server, node_exporter).
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(io(tmp.path()))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(io(tmp.path()))
+            .map_err(w)?;
     }
-    let mut names = Vec::new();
-    for (name, bytes) in files {
-        let path = tmp.path().join(&name);
-        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io(&path))?;
-        names.push(name);
-    }
+    let out = write(tmp.path())?;
+    sync_tree(tmp.path()).map_err(w)?;
+    replace(dir, &parent, tmp).map_err(w)?;
+    Ok(out)
+}
+
+/// `tmp` renamed to `dir`, an earlier `dir` moved aside first and removed after.
+fn replace(dir: &Path, parent: &Path, tmp: tempfile::TempDir) -> Result<(), WriteError> {
     let old = if dir.exists() {
-        let aside = tempfile::Builder::new().prefix(".effbench-old-").tempdir_in(&parent).map_err(io(&parent))?;
+        let aside = tempfile::Builder::new().prefix(".effbench-old-").tempdir_in(parent).map_err(io(parent))?;
         let aside = aside.keep();
         std::fs::rename(dir, aside.join("report")).map_err(io(dir))?;
         Some(aside)
@@ -173,8 +153,22 @@ pub fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>)
     if let Some(a) = old {
         let _ = std::fs::remove_dir_all(a);
     }
-    if let Ok(d) = std::fs::File::open(&parent) {
+    if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }
-    Ok(names)
+    Ok(())
+}
+
+/// Writes `files` as directory `dir` ([`write_dir_with`]), each as it comes. Returns the names
+/// written, in order.
+pub fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<String>, Error> {
+    write_dir_with(dir, |tmp| {
+        let mut names = Vec::new();
+        for (name, bytes) in files {
+            let path = tmp.join(&name);
+            std::fs::write(&path, &bytes).map_err(io(&path)).map_err(Error::bad_input)?;
+            names.push(name);
+        }
+        Ok(names)
+    })
 }

@@ -11,9 +11,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 mod intervals;
 
-pub use intervals::{energy_per_unit, forest, intervals, Row};
+pub use intervals::{energy_per_unit, forest, intervals, EnergyInput, Row};
 
-use super::data::{ReportData, WorkloadReport};
+use super::data::WorkloadReport;
 use crate::result::WorkloadKind;
 use crate::sensor::Provenance;
 
@@ -322,33 +322,30 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
     })
 }
 
-/// Every plot of the report, in workload order: quality, power, energy per unit (once per
-/// workload id), and with a baseline the forest plot.
-pub fn all(data: &ReportData) -> Vec<Plot> {
+/// The plots of one result, in order: quality (training), power, energy per unit (`energy`:
+/// drawn by the caller from every input of the workload, given to the first of them only), and
+/// with a baseline the forest plot. Drawn one result at a time, written and dropped: a report
+/// of 10,000 results never holds more than one result's plots.
+pub fn for_workload(w: &WorkloadReport, energy: Option<Result<String, String>>) -> Vec<Plot> {
     let mut out = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for w in &data.workloads {
-        let mut add = |kind: &'static str, title: &str, svg| {
-            out.push(Plot {
-                workload: w.name.clone(),
-                kind,
-                title: title.into(),
-                file: format!("{}-{kind}.svg", w.name),
-                svg,
-            })
-        };
-        if w.result.workload.kind == WorkloadKind::Train {
-            add("quality", "quality against samples consumed", quality(w));
-        }
-        add("power", "power trace", power(w));
-        let id = w.result.workload.id.as_str();
-        if !seen.contains(&id) {
-            seen.push(id);
-            add("energy", "energy per unit of work", energy_per_unit(data, id));
-        }
-        if w.baseline.is_some() {
-            add("reduction", "reduction against the baseline", forest(w));
-        }
+    let mut add = |kind: &'static str, title: &str, svg| {
+        out.push(Plot {
+            workload: w.name.clone(),
+            kind,
+            title: title.into(),
+            file: format!("{}-{kind}.svg", w.name),
+            svg,
+        })
+    };
+    if w.result.workload.kind == WorkloadKind::Train {
+        add("quality", "quality against samples consumed", quality(w));
+    }
+    add("power", "power trace", power(w));
+    if let Some(svg) = energy {
+        add("energy", "energy per unit of work", svg);
+    }
+    if w.baseline.is_some() {
+        add("reduction", "reduction against the baseline", forest(w));
     }
     out
 }

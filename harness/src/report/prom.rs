@@ -8,9 +8,7 @@
 //! `ci95_upper` over the valid repeats. No timestamps: the textfile collector rejects them.
 //! The file is written whole and renamed into place, as the collector requires.
 
-use std::collections::BTreeMap;
-
-use super::data::{Figure, ReportData, Unit};
+use super::data::{Figure, Unit, WorkloadReport};
 
 /// A label value escaped as the format requires: backslash, double quote, line feed.
 pub fn escape(v: &str) -> String {
@@ -43,43 +41,49 @@ fn family(f: &Figure) -> (String, String) {
     (format!("effbench_{stem}{unit}"), format!("{help}, over the valid repeats of a run."))
 }
 
-/// The exposition text of `data`: per metric family one HELP and one TYPE line, then its
-/// samples, families sorted by name.
-pub fn render(data: &ReportData) -> String {
-    let mut families: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    for w in &data.workloads {
-        let r = &w.result;
-        for f in &w.figures {
-            let Ok(s) = &f.value else { continue };
-            let (name, help) = family(f);
-            let mut labels = vec![
-                ("run", w.name.clone()),
-                ("workload", r.workload.id.clone()),
-                ("recipe", r.recipe.name.clone()),
-                ("backend", r.backend.device.clone()),
-                ("host_class", r.system.host_class()),
-            ];
-            if let Some(scope) = f.scope {
-                labels.push(("scope", scope.as_str().to_string()));
-            }
-            if let Some(p) = f.provenance {
-                labels.push(("provenance", p.to_string()));
-            }
-            let entry = families.entry(name.clone()).or_insert_with(|| (help, Vec::new()));
-            for (stat, v) in [("median", s.median), ("ci95_lower", s.ci95[0]), ("ci95_upper", s.ci95[1])] {
-                let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-                l.push(format!("stat=\"{stat}\""));
-                entry.1.push(format!("{name}{{{}}} {v:e}", l.join(",")));
-            }
+/// One sample of the exposition: its family's name and help text, and the sample's line.
+pub struct Sample {
+    pub family: String,
+    pub help: String,
+    pub line: String,
+}
+
+/// The samples of one result. The file is written once every result is in ([`super::stream`]
+/// keeps each family's lines apart until then): per family, sorted by name, `family_head`,
+/// then its samples in the report's order.
+pub fn samples(w: &WorkloadReport) -> Vec<Sample> {
+    let r = &w.result;
+    let mut out = Vec::new();
+    for f in &w.figures {
+        let Ok(s) = &f.value else { continue };
+        let (name, help) = family(f);
+        let mut labels = vec![
+            ("run", w.name.clone()),
+            ("workload", r.workload.id.clone()),
+            ("recipe", r.recipe.name.clone()),
+            ("backend", r.backend.device.clone()),
+            ("host_class", r.system.host_class()),
+        ];
+        if let Some(scope) = f.scope {
+            labels.push(("scope", scope.as_str().to_string()));
         }
-    }
-    let mut out = String::new();
-    for (name, (help, samples)) in families {
-        out += &format!("# HELP {name} {help}\n# TYPE {name} gauge\n");
-        for s in samples {
-            out += &s;
-            out.push('\n');
+        if let Some(p) = f.provenance {
+            labels.push(("provenance", p.to_string()));
+        }
+        for (stat, v) in [("median", s.median), ("ci95_lower", s.ci95[0]), ("ci95_upper", s.ci95[1])] {
+            let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            l.push(format!("stat=\"{stat}\""));
+            out.push(Sample {
+                family: name.clone(),
+                help: help.clone(),
+                line: format!("{name}{{{}}} {v:e}\n", l.join(",")),
+            });
         }
     }
     out
+}
+
+/// A metric family's HELP and TYPE lines.
+pub fn family_head(name: &str, help: &str) -> String {
+    format!("# HELP {name} {help}\n# TYPE {name} gauge\n")
 }

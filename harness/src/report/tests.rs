@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::data::{figures, unique_names, Figure, Unit};
+use super::data::{figures, unique_names, Figure, NameKey, Unit};
 use crate::result::RunResult;
 use crate::sensor::Provenance;
 
@@ -24,7 +24,7 @@ fn the_same_workload_from_two_inputs_gets_two_names() {
     let mut b = a.clone();
     b.system.cpu_model = "Intel Xeon Gold 6130".into();
     let c = fixture("fmnist-mlp-infer.json");
-    let names = unique_names(&[&a, &b, &c, &a]);
+    let names = unique_names(&[&a, &b, &c, &a].map(NameKey::of));
     assert_eq!(names[2], "fmnist-mlp-infer", "a unique id stays as it is");
     assert!(names[0].starts_with("digits-mlp-train-cpu-amd-epyc-2t"), "{names:?}");
     assert!(names[1].contains("intel-xeon-gold-6130"), "{names:?}");

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::{pad, svg_sized, text_style, tick, titled, FONT, SIZE};
-use crate::report::data::{provenance_label, BaselineOutcome, ReportData, WorkloadReport};
+use crate::report::data::{provenance_label, BaselineOutcome, Figure, WorkloadReport};
 
 /// Room right of an interval plot for each row's numbers or verdict.
 const NOTE_W: u32 = 190;
@@ -117,17 +117,27 @@ fn sig3(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
-/// Energy per unit of work per input holding workload `id`, per scope, with 95% intervals.
-pub fn energy_per_unit(data: &ReportData, id: &str) -> Result<String, String> {
+/// One input of a workload, as the energy-per-unit plot needs it (its figures are computed
+/// before any result is rendered, so the plot of the first input shows all of them).
+pub struct EnergyInput<'a> {
+    /// The result's name in the report.
+    pub name: &'a str,
+    /// The workload's unit of work.
+    pub unit: &'a str,
+    pub figures: &'a [Figure],
+}
+
+/// Energy per unit of work per input of workload `id`, per scope, with 95% intervals.
+pub fn energy_per_unit(inputs: &[EnergyInput], id: &str) -> Result<String, String> {
     let mut raw = Vec::new();
     let mut unit = String::new();
     let mut estimated = false;
-    for w in data.workloads.iter().filter(|w| w.result.workload.id == id) {
-        unit = w.result.workload.unit.clone();
+    for w in inputs {
+        unit = w.unit.to_string();
         for f in w.figures.iter().filter(|f| f.metric == "energy_per_unit_j") {
             let scope = f.scope.map_or("", |s| s.as_str());
             // The title names the workload: a row names only what tells the inputs apart.
-            let input = w.name.strip_prefix(id).unwrap_or(&w.name).trim_start_matches('-');
+            let input = w.name.strip_prefix(id).unwrap_or(w.name).trim_start_matches('-');
             // Cut the input's name, never the provenance (an ESTIMATED must stay visible).
             let label = format!("{} ({})", clip(format!("{input} {scope}").trim(), 26), provenance_label(f.provenance));
             estimated |= f.estimated();
