@@ -44,6 +44,7 @@ pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
+        runner_train: None,
     }
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
             threads: 1,
             allocator: "mimalloc".into(),
             domain: None,
+            division: None,
         },
         system: SystemInfo {
             hostname: "box".into(),
