@@ -98,7 +98,10 @@ fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
     for rep in &res.repeats {
         assert!(rep.valid, "{:?}", rep.invalid_reason);
         let t = rep.runner_train.as_ref().expect("runner_train recorded");
-        assert_eq!((t.division.as_str(), t.params, t.reference_params), ("open", Some(0), 64 * 128 + 128 + 128 * 10 + 10));
+        assert_eq!(
+            (t.division.as_str(), t.params, t.reference_params),
+            ("open", Some(0), 64 * 128 + 128 + 128 * 10 + 10)
+        );
         let s = rep.samples_to_target.unwrap();
         // Batches of the recipe's 32 samples, evaluations every 320: samples to target is a
         // multiple of 320 that effbench counted (the runner never says it).
@@ -192,7 +195,11 @@ fn a_model_that_never_learns_stops_at_the_cap_invalid() {
     let dir = tmp("cap");
     let recipe = dir.path().join("small-cap.toml");
     let base = std::fs::read_to_string(repo().join("models/recipes/digits-mlp-train/baseline.toml")).unwrap();
-    std::fs::write(&recipe, format!("{}\n[evaluation]\nsample_cap = 640\n", base.replace("\"baseline\"", "\"small-cap\""))).unwrap();
+    std::fs::write(
+        &recipe,
+        format!("{}\n[evaluation]\nsample_cap = 640\n", base.replace("\"baseline\"", "\"small-cap\"")),
+    )
+    .unwrap();
     let r = run(dir.path(), &toml(dir.path(), "zeros", 60.0), "1", Some(&recipe));
     assert_eq!(r.code(), Some(4), "{}", r.stderr());
     let rep = &r.result().repeats[0];
@@ -213,7 +220,11 @@ fn the_torch_templates_message_loop_with_a_fake_model() {
     .unwrap();
     let recipe = dir.path().join("small-cap.toml");
     let base = std::fs::read_to_string(repo().join("models/recipes/digits-mlp-train/baseline.toml")).unwrap();
-    std::fs::write(&recipe, format!("{}\n[evaluation]\nsample_cap = 960\n", base.replace("\"baseline\"", "\"small-cap\""))).unwrap();
+    std::fs::write(
+        &recipe,
+        format!("{}\n[evaluation]\nsample_cap = 960\n", base.replace("\"baseline\"", "\"small-cap\"")),
+    )
+    .unwrap();
     let r = run(dir.path(), &p, "1", Some(&recipe));
     // The fake model learns nothing: the cap is reached, the repeat invalid, the file whole.
     assert_eq!(r.code(), Some(4), "{}", r.stderr());

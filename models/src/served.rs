@@ -234,8 +234,10 @@ pub fn layers(spec: &crate::WorkloadSpec) -> serde_json::Value {
         Arch::FmnistMlp => mlp(&[784, 128, 10]),
         Arch::MachineAe => mlp(&crate::autoencoder::SIZES),
         Arch::FmnistCnn => {
-            let conv = |i: usize, o: usize| json!({"type": "conv2d", "in": i, "out": o, "kernel": 3, "stride": 1, "padding": 1,
-                "init": "uniform(+-1/sqrt(in*3*3)) weight (out,in,3,3) and bias"});
+            let conv = |i: usize, o: usize| {
+                json!({"type": "conv2d", "in": i, "out": o, "kernel": 3, "stride": 1, "padding": 1,
+                "init": "uniform(+-1/sqrt(in*3*3)) weight (out,in,3,3) and bias"})
+            };
             json!([{"type": "reshape", "shape": [1, 28, 28]}, conv(1, 16), {"type": "relu"}, {"type": "maxpool2"},
                 conv(16, 32), {"type": "relu"}, {"type": "maxpool2"}, {"type": "flatten"}, lin(1568, 64),
                 {"type": "relu"}, lin(64, 10)])

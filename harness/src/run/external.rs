@@ -282,7 +282,12 @@ fn model_for_runner(
 
 /// The backend as the runner described itself (device, vendor, runner, precision, domain), and
 /// its power telemetry as an energy source.
-pub(super) fn describe(runner: &RunnerSession, window_power: &[PowerSample], hook: Option<&str>, result: &mut RunResult) {
+pub(super) fn describe(
+    runner: &RunnerSession,
+    window_power: &[PowerSample],
+    hook: Option<&str>,
+    result: &mut RunResult,
+) {
     let hello = runner.hello();
     result.backend = BackendInfo {
         kind: "external".into(),

@@ -45,7 +45,10 @@ pub(super) struct Trainer {
 }
 
 fn decl(d: &Decl) -> proto::Decl {
-    proto::Decl { dtype: d.dtype.name().into(), shape: std::iter::once(None).chain(d.tail.iter().map(|&n| Some(n))).collect() }
+    proto::Decl {
+        dtype: d.dtype.name().into(),
+        shape: std::iter::once(None).chain(d.tail.iter().map(|&n| Some(n))).collect(),
+    }
 }
 
 impl Trainer {
@@ -99,7 +102,11 @@ impl Trainer {
                 target: target.quality_target,
             },
             train_samples: task.train_len(),
-            eval: TensorFile { path: path.display().to_string(), dtype: eval_decl.dtype.name().into(), shape: eval_shape },
+            eval: TensorFile {
+                path: path.display().to_string(),
+                dtype: eval_decl.dtype.name().into(),
+                shape: eval_shape,
+            },
             every_samples: target.every_samples,
             sample_cap: target.sample_cap,
             max_fetch,
@@ -214,7 +221,8 @@ impl Trainer {
             ));
         }
         if let Some(n) = run.reply.samples.filter(|&n| n != run.served) {
-            r.meter_warnings.push(format!("runner {name} claimed {n} samples; effbench served {} (ignored)", run.served));
+            r.meter_warnings
+                .push(format!("runner {name} claimed {n} samples; effbench served {} (ignored)", run.served));
         }
         if self.division() == "closed" && self.loaded.params.is_some_and(|p| p != self.reference_params) {
             r.meter_warnings.push(format!(
@@ -265,12 +273,8 @@ fn outcome(run: &TrainRun, bytes_per_sample: u64) -> TrainOutcome {
 /// The reference architecture as `train_load` describes it: the model's id and description,
 /// its layers in order, and every parameter (name, shape) with its initialisation.
 fn reference_model(spec: &WorkloadSpec, net: &dyn effbench_models::task::Net) -> serde_json::Value {
-    let params: Vec<serde_json::Value> = net
-        .params()
-        .vars
-        .iter()
-        .map(|(name, v)| serde_json::json!({ "name": name, "shape": v.dims() }))
-        .collect();
+    let params: Vec<serde_json::Value> =
+        net.params().vars.iter().map(|(name, v)| serde_json::json!({ "name": name, "shape": v.dims() })).collect();
     serde_json::json!({
         "arch": format!("{:?}", spec.arch).to_lowercase(),
         "description": spec.model,

@@ -546,3 +546,13 @@ fn planted_slowdowns_and_other_data_sets_are_warned_about() {
     assert!(w[0].contains("candidate is a TESTING result with a planted slowdown of 20%"), "{w:?}");
     assert!(w[1].contains("data sets differ"), "{w:?}");
 }
+
+#[test]
+fn divisions_that_differ_are_a_warning() {
+    let base = run("digits-mlp-train", &[1.0, 1.0, 1.0], Provenance::Measured);
+    let mut cand = base.clone();
+    assert!(!warnings(&cand, &base).iter().any(|w| w.contains("divisions")));
+    cand.backend.division = Some("open".into());
+    let w = warnings(&cand, &base);
+    assert!(w.iter().any(|w| w.starts_with("divisions differ: candidate open, baseline closed")), "{w:?}");
+}

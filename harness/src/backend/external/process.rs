@@ -198,13 +198,15 @@ impl RunnerProcess {
             };
             let op = op.to_string();
             let id = match id.as_u64() {
-                Some(i) if i > self.runner_last_id && value.get("v").and_then(|v| v.as_u64()) == Some(PROTOCOL.into()) => i,
-                _ => {
-                    return Err(self.fail(format!(
-                        "malformed `{op}` request: needs \"v\":{PROTOCOL} and an integer id above the runner's last ({})",
-                        self.runner_last_id
-                    )))
+                Some(i)
+                    if i > self.runner_last_id && value.get("v").and_then(|v| v.as_u64()) == Some(PROTOCOL.into()) =>
+                {
+                    i
                 }
+                _ => return Err(self.fail(format!(
+                    "malformed `{op}` request: needs \"v\":{PROTOCOL} and an integer id above the runner's last ({})",
+                    self.runner_last_id
+                ))),
             };
             self.runner_last_id = id;
             return Ok(Incoming::Request { id, op, value });

@@ -73,8 +73,7 @@ impl RunnerSession {
             .map_err(|e| setup(format!("cannot create the work directory {}: {e}", outputs.display())))?;
         let outputs = work.join("outputs");
         let mut proc = RunnerProcess::spawn(&cfg.name, &cfg.command, &cfg.env, &work, log)?;
-        let hello =
-            Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL], minor: MINOR };
+        let hello = Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL], minor: MINOR };
         let reply = proc.call(&hello, cfg.startup_timeout)?;
         let hello: HelloReply = serde_json::from_value(reply)
             .map_err(|e| proc.fail(format!("malformed reply to `hello`: {e}; see docs/runner-protocol.md")))?;

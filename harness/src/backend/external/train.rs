@@ -104,7 +104,9 @@ impl RunnerSession {
                 }
                 Incoming::Request { id, op, value } if op == "fetch" => (id, value),
                 Incoming::Request { op, .. } => {
-                    return Err(self.proc.fail(format!("unknown request `{op}` during `train`; runners send only `fetch`")))
+                    return Err(self
+                        .proc
+                        .fail(format!("unknown request `{op}` during `train`; runners send only `fetch`")))
                 }
             };
             remove_all(&mut last);
@@ -149,7 +151,8 @@ impl RunnerSession {
             if let Some(yd) = feed.data.y() {
                 let mut y_shape = vec![n];
                 y_shape.extend(&yd.tail);
-                let f = self.batch_file(&format!("b{}.y.bin", self.next_file), &y, yd.dtype.name(), y_shape, &mut last)?;
+                let f =
+                    self.batch_file(&format!("b{}.y.bin", self.next_file), &y, yd.dtype.name(), y_shape, &mut last)?;
                 reply["y"] = f;
             }
             run.served += n as u64;
