@@ -12,7 +12,6 @@
 //! (`backend::external::train`); the runner's reply to `train` is never believed for them.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -157,7 +156,7 @@ impl Trainer {
         let wall_mark = wall_begin(plan, spec.id, seed)?;
         let t_begin = self.runner.mark(&label, "begin")?;
         let begin = meter.mark();
-        let (_t0, cpu0) = (Instant::now(), crate::fsutil::process_cpu_s());
+        let cpu0 = crate::fsutil::process_cpu_s();
         let data = served::served(self.task.as_ref())?;
         let feed = Feed { data, train_len: self.task.train_len(), target: self.target, max_fetch: self.max_fetch };
         let run = self.runner.train(seed, seed, &feed, &mut self.seen, &mut |s, q| progress.evaluation(s, q))?;

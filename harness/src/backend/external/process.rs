@@ -203,10 +203,12 @@ impl RunnerProcess {
                 {
                     i
                 }
-                _ => return Err(self.fail(format!(
+                _ => {
+                    return Err(self.fail(format!(
                     "malformed `{op}` request: needs \"v\":{PROTOCOL} and an integer id above the runner's last ({})",
                     self.runner_last_id
-                ))),
+                )))
+                }
             };
             self.runner_last_id = id;
             return Ok(Incoming::Request { id, op, value });
@@ -226,7 +228,7 @@ impl RunnerProcess {
         let mut line = obj.to_string();
         self.last_sent = quote(&line);
         line.push('\n');
-        if !self.to_stdin.as_ref().is_some_and(|tx| tx.send(line).is_ok()) {
+        if self.to_stdin.as_ref().is_none_or(|tx| tx.send(line).is_err()) {
             return Err(self.fail(format!("cannot answer request {re}: the runner's stdin is closed")));
         }
         Ok(())
