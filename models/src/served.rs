@@ -326,4 +326,29 @@ mod tests {
         }
         assert!(t.score(&sure) < 1e-6, "{}", t.score(&sure));
     }
+
+    #[test]
+    fn the_described_layers_hold_the_reference_models_parameters() {
+        // Linear: in*out + out; conv: out*in*k*k + out; what the candle model builds.
+        for spec in crate::WORKLOADS.iter().filter(|w| w.kind == crate::Kind::Train) {
+            let layers = layers(spec);
+            let count: usize = layers
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let n = |k: &str| l[k].as_u64().unwrap_or(0) as usize;
+                    match l["type"].as_str().unwrap() {
+                        "linear" => n("in") * n("out") + n("out"),
+                        "conv2d" => n("out") * n("in") * n("kernel") * n("kernel") + n("out"),
+                        _ => 0,
+                    }
+                })
+                .sum();
+            let net = spec.build_net(0, &Device::Cpu).unwrap();
+            if spec.arch != crate::workload::Arch::CharLm {
+                assert_eq!(count, net.params().count(), "{}", spec.id);
+            }
+        }
+    }
 }
