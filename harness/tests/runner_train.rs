@@ -26,13 +26,18 @@ fn tmp(name: &str) -> tempfile::TempDir {
 
 /// A runner TOML for the template runner in `mode` (empty: conformant).
 fn toml(dir: &Path, mode: &str, timeout_s: f64) -> PathBuf {
+    toml_env(dir, mode, timeout_s, "")
+}
+
+/// The same with more environment for the runner (`, KEY = "value"` pairs).
+fn toml_env(dir: &Path, mode: &str, timeout_s: f64, env: &str) -> PathBuf {
     let script = repo().join("runners/template/runner.py");
     let p = dir.join("runner.toml");
     std::fs::write(
         &p,
         format!(
             "name = \"train-{mode}\"\ncommand = [\"python3\", \"{}\"]\ntimeout_s = {timeout_s}\nstartup_timeout_s = 30\n\
-             env = {{ TEMPLATE_HOSTILE = \"{mode}\" }}\n",
+             env = {{ TEMPLATE_HOSTILE = \"{mode}\"{env} }}\n",
             script.display()
         ),
     )
@@ -172,8 +177,15 @@ fn silent_or_crashing_runners_are_stopped_and_finished_repeats_kept() {
     let (r, _d) = hostile("no-evaluate", "1", 2.0);
     assert_failed(&r, 5, "no-evaluate", &["no reply to `evaluate`", "within 2.000 s (the watchdog)"]);
     assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
-    let (r, _d) = hostile("crash", "1", 60.0);
-    assert_failed(&r, 5, "crash", &["the runner closed stdout", "exit status: 3", "crashing on purpose"]);
+    // A crash in the second repeat: the first stays in the file.
+    let dir = tmp("crash");
+    let t = toml_env(dir.path(), "crash", 60.0, ", TEMPLATE_CRASH_REPEAT = \"1\"");
+    let r = run(dir.path(), &t, "2", None);
+    let kept = "run cut short: 1 of 2 repeats finished and are kept";
+    assert_failed(&r, 5, "crash", &[kept, "the runner closed stdout", "exit status: 3", "crashing on purpose"]);
+    let res = r.result();
+    assert_eq!(res.repeats.len(), 1);
+    assert!(res.repeats[0].valid && res.repeats[0].samples_to_target.is_some());
 }
 
 #[test]

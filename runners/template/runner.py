@@ -128,6 +128,7 @@ class Model:
 # too-many, non-integer, empty, bad-shape, nan, no-evaluate, crash, early, fetch-after-done,
 # no-train (a v1 runner's hello), zeros (a model that never learns: the cap is reached).
 HOSTILE = os.environ.get("TEMPLATE_HOSTILE", "")
+CRASH_REPEAT = int(os.environ.get("TEMPLATE_CRASH_REPEAT", "0"))  # mode crash: in this repeat
 
 
 def log(*args):
@@ -293,7 +294,7 @@ class Runner:
             for s in range(0, len(order), self.batch):
                 idx = order[s:s + self.batch]
                 idx = self.hostile_indices(idx, steps)
-                if HOSTILE == "crash" and steps == 5:
+                if HOSTILE == "crash" and steps == 5 and msg["repeat"] == CRASH_REPEAT:
                     log("crashing on purpose")
                     os._exit(3)
                 if HOSTILE == "early" and steps == 3:
