@@ -86,7 +86,7 @@ impl RunnerSession {
         seen.clear();
         seen.resize(feed.train_len, false);
         let train_id = self.proc.send(&Op::Train { repeat, seed })?;
-        let awaited = format!("the runner's next `fetch` or its reply to `train` (id {train_id})");
+        let awaited = format!("the next `fetch` or the reply to `train` (id {train_id})");
         let (every, cap) = (feed.target.every_samples.max(1), feed.target.sample_cap);
         let mut run = TrainRun::default();
         let mut next_eval = every;
