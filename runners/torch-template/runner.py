@@ -126,7 +126,11 @@ class Loop:
     # ---- effbench's requests
     def op_hello(self, msg):
         return {"protocol": PROTOCOL, "minor": MINOR, "ops": ["train"], "runner": "torch-template 1.0",
-                "vendor": "example", "device": {"name": "host CPU (PyTorch)", "domain": "cpu-runner:0"},
+                "vendor": "example",
+                # The energy domain the training runs in: `cpu` is what effbench's own CPU
+                # sensors meter (so `device` scope compares with a candle CPU baseline); say
+                # "gpu:0" when the model runs on CUDA.
+                "device": {"name": "host CPU (PyTorch)", "domain": "cpu"},
                 "precisions": ["f32"], "telemetry": ["busy_s"]}
 
     def op_train_load(self, msg):
