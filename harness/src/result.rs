@@ -125,6 +125,18 @@ pub struct BackendInfo {
     /// what `device` scope covers. Absent in `/1` files (derived, see [`crate::scope::work_domain`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Training through a runner (Runner Protocol v1.1): `closed` (the reference architecture)
+    /// or `open` (any model; same data, metric and target), as the runner declared it. Absent
+    /// for effbench's own backends, which train the reference architecture (closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub division: Option<String>,
+}
+
+impl BackendInfo {
+    /// The division a training run competes in: the runner's, else `closed`.
+    pub fn division(&self) -> &str {
+        self.division.as_deref().unwrap_or("closed")
+    }
 }
 
 /// Energy of one repeat, total and per domain.
@@ -221,6 +233,36 @@ pub struct Repeat {
     /// `--backend external:`: what the runner reported and how its answers were checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerRepeat>,
+    /// A training repeat through a runner (Runner Protocol v1.1): what effbench served, read
+    /// back and counted, and what the runner declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_train: Option<RunnerTrainRepeat>,
+}
+
+/// A training repeat run through a runner. Every count is effbench's own; the runner's
+/// counters (`steps`, `busy_s`) are recorded beside them, never used for them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunnerTrainRepeat {
+    /// `closed` or `open`, as declared in the reply to `train_load`.
+    pub division: String,
+    /// The runner's trainable parameter count (its `train_load` reply), when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<u64>,
+    /// The reference architecture's parameter count (effbench's candle model).
+    pub reference_params: u64,
+    /// The precision the runner declared (default `f32`).
+    pub precision: String,
+    /// `fetch` requests answered with a batch, and `evaluate` requests sent.
+    pub fetches: u64,
+    pub evaluations: u64,
+    /// Bytes of batch files effbench wrote, and of evaluation outputs it read back.
+    pub batch_bytes: Bytes,
+    pub output_bytes: Bytes,
+    /// The runner's own step count and busy time (its `train` reply), when it gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_s: Option<Seconds>,
 }
 
 /// A repeat run through a runner (Runner Protocol v1). Counters are differences between the

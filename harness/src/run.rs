@@ -6,9 +6,11 @@
 //! started -> GEMM peak -> idle window -> per workload: data loaded (unmeasured) -> per repeat:
 //! net built from the seed (unmeasured) -> window [work] -> result written, trace appended.
 //!
-//! `--backend external:` runs inference workloads through a runner: see [`external`].
+//! `--backend external:` runs inference workloads through a runner (see [`external`]) and
+//! training workloads through a v1.1 runner (see [`external_train`]).
 
 mod external;
+mod external_train;
 mod kept;
 pub mod out;
 mod repeat;
@@ -116,16 +118,6 @@ pub fn execute(plan: RunPlan, progress: &mut dyn Progress) -> crate::error::Resu
 }
 
 fn measure(mut plan: RunPlan, progress: &mut dyn Progress, kept: &mut Kept) -> Result<Vec<Finished>> {
-    if matches!(plan.backend, Backend::External(_)) {
-        if let Some((spec, _)) = plan.workloads.iter().find(|(s, _)| s.kind == Kind::Train) {
-            anyhow::bail!(
-                "{}: a runner (--backend {}) runs inference workloads only in Runner Protocol v1; \
-                 run training workloads with --backend cpu, or pick inference workloads (`effbench list`)",
-                spec.id,
-                plan.backend
-            );
-        }
-    }
     let sensors = std::mem::take(&mut plan.sensors);
     let meter = Meter::start(sensors, plan.sample_hz).context("starting the energy meter")?;
     let plan = &plan;
@@ -203,7 +195,13 @@ fn run_workload(
     progress.workload_start(spec.id, plan.repeats);
 
     let mut work = match spec.kind {
-        Kind::Train => Work::Train(spec.build_task(&plan.data)?),
+        Kind::Train => match &plan.backend {
+            Backend::External(cfg) => {
+                let recipe = recipe.context("training workloads have a recipe")?;
+                Work::ExternalTrain(Box::new(external_train::Trainer::start(plan, cfg, spec, recipe, threads)?))
+            }
+            _ => Work::Train(spec.build_task(&plan.data)?),
+        },
         Kind::Infer => {
             let session = InferSession::new(spec, &plan.data, &plan.weights_dir, &dev)?;
             match &plan.backend {
@@ -215,7 +213,7 @@ fn run_workload(
         }
     };
     let flops_per_unit = match &work {
-        Work::Train(_) => spec.flops_per_unit(spec.build_net(0, &dev)?.as_ref()),
+        Work::Train(_) | Work::ExternalTrain(_) => spec.flops_per_unit(spec.build_net(0, &dev)?.as_ref()),
         Work::Infer(s) => spec.flops_per_unit(s.net()),
         Work::External(r) => spec.flops_per_unit(r.session.net()),
     };
@@ -260,6 +258,7 @@ fn run_workload(
             threads,
             allocator: plan.allocator.to_string(),
             domain: plan.backend.domains().first().cloned(),
+            division: None,
         },
         system: SystemInfo::collect(compiled_features(), plan.allocator, threads),
         energy_sources: meter.sources(),
@@ -269,8 +268,10 @@ fn run_workload(
         planted_slowdown: (plan.planted_slowdown > 0.0).then_some(plan.planted_slowdown),
         summary: BTreeMap::new(),
     };
-    if let Work::External(r) = &work {
-        r.describe(&mut result);
+    match &work {
+        Work::External(r) => r.describe(&mut result),
+        Work::ExternalTrain(t) => t.describe(&mut result),
+        _ => {}
     }
     // Refuse an unwritable destination before the first repeat's work, not after it; an
     // earlier result (--force) stays whole until the first repeat replaces it.
@@ -365,6 +366,11 @@ fn run_workload(
                 runner.describe(&mut result);
                 r
             }
+            Work::ExternalTrain(t) => {
+                let r = t.repeat(plan, spec, seed, meter, idle_power, flops_per_unit, peak, &mut windows, progress)?;
+                t.describe(&mut result);
+                r
+            }
         };
         progress.repeat_done(spec.id, &repeat, started.elapsed(), crate::run::energy_label(&result.energy_sources));
         let mut repeat = repeat;
@@ -374,8 +380,10 @@ fn run_workload(
         files.write(&result, meter, idle, &windows)?;
         kept.repeats += 1;
     }
-    if let Work::External(runner) = work {
-        runner.finish()?;
+    match work {
+        Work::External(runner) => runner.finish()?,
+        Work::ExternalTrain(t) => t.finish()?,
+        _ => {}
     }
     progress.workload_done(spec.id);
     Ok(Finished { path: files.result_path().to_path_buf(), result })
@@ -385,6 +393,7 @@ enum Work {
     Train(Box<dyn effbench_models::task::Task>),
     Infer(Box<InferSession>),
     External(Box<external::Runner>),
+    ExternalTrain(Box<external_train::Trainer>),
 }
 
 /// `--meter-ranging`: the workload's unrecorded ranging pass (seed 0) in auto range, then fixed
@@ -411,7 +420,7 @@ fn ranging_pass(
             session.pass()?;
             Ok(())
         }),
-        Work::External(_) => {
+        Work::External(_) | Work::ExternalTrain(_) => {
             progress.note(
                 "wall meter: no ranging pass through a runner; set the analyzer's ranges yourself (SR) or \
                  its uncertainty stays unknown",

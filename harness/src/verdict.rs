@@ -382,6 +382,15 @@ pub fn warnings(candidate: &RunResult, baseline: &RunResult) -> Vec<String> {
     if be(candidate) != be(baseline) {
         out.push(format!("backends differ: candidate {}, baseline {}", be(candidate), be(baseline)));
     }
+    // Training through a runner may be `open` (any model): only like divisions compare like
+    // architectures (effbench's own backends train the reference one: closed).
+    let (dc, db) = (candidate.backend.division(), baseline.backend.division());
+    if candidate.workload.kind == WorkloadKind::Train && dc != db {
+        out.push(format!(
+            "divisions differ: candidate {dc}, baseline {db} (an open run may train any model; a closed one the \
+             reference architecture)"
+        ));
+    }
     out
 }
 

@@ -430,12 +430,14 @@ fn runner_power_that_misses_the_window_leaves_its_domain_unresolved() {
 }
 
 #[test]
-fn training_workloads_are_refused_before_any_work() {
+fn training_workloads_are_refused_before_any_work_by_a_runner_without_training() {
+    // A v1 runner (no `ops` in its hello); training runners: tests/runner_train.rs.
     let dir = tmp("train");
-    let r = run_with(&dir, &repo().join("runners/template/runner.toml"), "digits-mlp-train", "1", &[]);
+    let toml = repo().join("runners/template/runner.toml");
+    let r = run_with(&dir, &toml, "digits-mlp-train", "1", &[("TEMPLATE_HOSTILE", "no-train")]);
     let e = r.stderr();
     assert_eq!(r.code(), Some(2), "{e}");
-    assert!(e.contains("digits-mlp-train") && e.contains("inference workloads only"), "{e}");
+    assert!(e.contains("digits-mlp-train") && e.contains("does not declare training"), "{e}");
     assert!(!r.dir.join("digits-mlp-train.json").exists());
 }
 

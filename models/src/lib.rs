@@ -23,6 +23,7 @@ pub mod mlp;
 pub mod onnx;
 pub mod recipe;
 pub mod rng;
+pub mod served;
 pub mod task;
 pub mod train;
 pub mod workload;

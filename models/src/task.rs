@@ -40,6 +40,10 @@ pub trait Task: Send + Sync {
     fn labelled(&self) -> Option<&ClassSet> {
         None
     }
+    /// For an outside trainer (Runner Protocol v1.1): samples by index, held-out inputs, metric.
+    fn served(&self) -> Option<&dyn crate::served::Served> {
+        None
+    }
 }
 
 fn gather_rows(x: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
@@ -68,6 +72,9 @@ pub struct Classify {
 }
 
 impl Task for Classify {
+    fn served(&self) -> Option<&dyn crate::served::Served> {
+        Some(self)
+    }
     fn train_len(&self) -> usize {
         self.train.len()
     }
@@ -129,6 +136,9 @@ impl NextChar {
 }
 
 impl Task for NextChar {
+    fn served(&self) -> Option<&dyn crate::served::Served> {
+        Some(self)
+    }
     fn train_len(&self) -> usize {
         self.train.len() - self.context - 1
     }
@@ -169,6 +179,9 @@ impl Reconstruct {
 }
 
 impl Task for Reconstruct {
+    fn served(&self) -> Option<&dyn crate::served::Served> {
+        Some(self)
+    }
     fn train_len(&self) -> usize {
         self.data.train.len() / self.dim
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A minimal Runner Protocol v1 runner for effbench, to adapt to a device in an afternoon.
+"""A minimal Runner Protocol v1.1 runner for effbench, to adapt to a device in an afternoon.
 
 effbench starts this program (named in a runner TOML, see runner.toml next to it) and talks
 to it with one JSON object per line on stdin/stdout; docs/runner-protocol.md is the full text.
@@ -11,14 +11,25 @@ As shipped, `Device` understands only the test format `effbench-reference-output
 own answers, handed over by effbench's test suite), so effbench's tests run this very file as a
 protocol-conformant runner without any inference library. Given a real ONNX model it says
 that `compute` has not been written yet.
+
+Training (protocol v1.1, training workloads): replace the class `Model` (`load`, `step`,
+`predict`). The loop in `Runner.train` asks effbench for batches by index (`fetch`), answers
+effbench's `evaluate` requests with `Model.predict` on the held-out inputs, and ends when
+effbench answers a fetch with `done`. As shipped, `Model` is a stand-in with no learning
+library: a nearest-neighbour classifier that memorises every fetched sample (enough to reach
+digits-mlp-train's target), so effbench's tests run this file as a training runner too.
+TEMPLATE_HOSTILE=<mode> makes it misbehave on purpose (effbench's tests; see `HOSTILE`).
 """
 
+import array
 import json
 import os
+import random
 import sys
 import time
 
 PROTOCOL = 1
+MINOR = 1
 # Element sizes of the dtypes effbench uses in files (raw little-endian, row-major).
 ITEMSIZE = {"float32": 4, "int64": 8}
 
@@ -62,14 +73,78 @@ class Device:
         self.answers = b""
 
 
+class Model:
+    """Replace this class with your trainer (it is the only training code you write).
+
+    As shipped: a memorising 1-nearest-neighbour classifier over float32 inputs and int64
+    labels, standard library only. Inputs are quantised to 0..16 and packed into one integer
+    per sample, so a dot product is one big-integer multiplication (fast enough in Python)."""
+
+    def load(self, msg):
+        """`msg` is effbench's `train_load`: workload, model (the reference architecture),
+        input/target/output declarations, metric, recipe, seed. Return (division, params):
+        "closed" with the reference architecture, "open" otherwise; your parameter count."""
+        self.dim = msg["input"]["shape"][1]
+        self.classes = msg["output"]["shape"][1]
+        self.lane = (256 * self.dim).bit_length() + 1
+        self.reset(msg["seed"])
+        return "open", 0
+
+    def reset(self, seed):
+        """A fresh model for a repeat (`train` carries the repeat's seed)."""
+        self.memory = {}  # index -> (packed, packed reversed, |x|^2, label)
+
+    def _quantise(self, xs):
+        return [min(16, max(0, int(round(v * 16)))) for v in xs]
+
+    def step(self, indices, x, y):
+        """One training step on a batch: `x` float32 rows (array('f')), `y` int64 labels."""
+        d = self.dim
+        for k, i in enumerate(indices):
+            q = self._quantise(x[k * d:(k + 1) * d])
+            fwd = sum(v << (self.lane * j) for j, v in enumerate(q))
+            self.memory[i] = (fwd, sum(v * v for v in q), int(y[k]))
+
+    def predict(self, x, rows):
+        """Outputs for `rows` held-out inputs: float32 logits [rows, classes] (array('f'))."""
+        d, lane = self.dim, self.lane
+        mask = (1 << lane) - 1
+        shift = lane * (d - 1)
+        mem = list(self.memory.values())
+        out = array.array("f", bytes(4 * rows * self.classes))
+        for r in range(rows):
+            q = self._quantise(x[r * d:(r + 1) * d])
+            rev = sum(v << (lane * (d - 1 - j)) for j, v in enumerate(q))
+            best, label = None, 0
+            for fwd, norm, lab in mem:
+                dist = norm - 2 * (((fwd * rev) >> shift) & mask)
+                if best is None or dist < best:
+                    best, label = dist, lab
+            out[r * self.classes + label] = 1.0
+        return out
+
+
+# Misbehaviour on purpose, for effbench's tests only (TEMPLATE_HOSTILE=<mode>): out-of-range,
+# too-many, non-integer, empty, bad-shape, nan, no-evaluate, crash, early, fetch-after-done,
+# no-train (a v1 runner's hello), zeros (a model that never learns: the cap is reached).
+HOSTILE = os.environ.get("TEMPLATE_HOSTILE", "")
+CRASH_REPEAT = int(os.environ.get("TEMPLATE_CRASH_REPEAT", "0"))  # mode crash: in this repeat
+
+
+def log(*args):
+    print("template-runner:", *args, file=sys.stderr, flush=True)
+
+
 class Runner:
-    def __init__(self, device):
+    def __init__(self, device, model=None):
         self.device = device
         self.samples = b""
         self.row_bytes = 0
         self.busy_s = 0.0
         self.h2d_bytes = 0
         self.d2h_bytes = 0
+        self.model = model if model is not None else Model()
+        self.wire = None  # set by serve(): training sends requests of its own
 
     # Each handler returns the reply's fields (without v, re, ok) or raises.
     def hello(self, msg):
@@ -84,6 +159,7 @@ class Runner:
             "driver": d.driver,
             "precisions": d.precisions,
             "telemetry": ["busy_s", "h2d_bytes", "d2h_bytes"],
+            **({} if HOSTILE == "no-train" else {"minor": MINOR, "ops": ["infer", "train"]}),
         }
 
     def load(self, msg):
@@ -146,25 +222,150 @@ class Runner:
     def shutdown(self, msg):
         return {}
 
+    # ---- training (protocol v1.1)
+    def train_load(self, msg):
+        self.load_msg = msg
+        self.train_samples = msg["train_samples"]
+        self.max_fetch = msg["max_fetch"]
+        self.batch = int(msg["recipe"].get("batch_size", 32))
+        ev = msg["eval"]
+        with open(ev["path"], "rb") as f:
+            self.eval_x = array.array("f", f.read())
+        self.eval_rows = ev["shape"][0]
+        self.out_row = 1
+        for n in msg["output"]["shape"][1:]:
+            self.out_row *= n
+        division, params = self.model.load(msg)
+        return {"division": division, "params": params, "precision": "f32"}
 
-def serve(runner, stdin=sys.stdin, stdout=sys.stdout):
-    for line in stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
+    def evaluate(self, msg):
+        if HOSTILE == "no-evaluate":
+            time.sleep(3600)
+        t0 = time.perf_counter()
+        out = self.model.predict(self.eval_x, self.eval_rows)
+        self.busy_s += time.perf_counter() - t0
+        shape = [self.eval_rows, self.out_row]
+        if HOSTILE == "nan":
+            out = array.array("f", [float("nan")] * len(out))
+        if HOSTILE == "zeros":
+            out = array.array("f", bytes(len(out) * 4))
+        if HOSTILE == "bad-shape":
+            shape = [self.eval_rows, self.out_row + 1]
+        with open(msg["output"], "wb") as f:
+            f.write(out.tobytes())
+        return {"output": {"path": msg["output"], "dtype": "float32", "shape": shape}}
+
+    def fetch(self, indices):
+        """Asks effbench for samples `indices`; answers its evaluate requests meanwhile.
+        Returns (x, y) arrays, or None when effbench says done."""
+        self.wire.next_id += 1
+        rid = self.wire.next_id
+        self.wire.send({"v": PROTOCOL, "id": rid, "op": "fetch", "indices": indices})
+        while True:
+            msg = self.wire.recv()
+            if "op" in msg:  # effbench's request while it holds our fetch: evaluate
+                self.wire.answer(self, msg)
+                continue
+            if msg.get("re") != rid or not msg.get("ok"):
+                raise RuntimeError("unexpected reply to fetch %d: %.200r" % (rid, msg))
+            if msg.get("done"):
+                log("done at fetch %d: %s" % (rid, msg.get("reason")))
+                return None
+            x = self._read(msg["x"], "f")
+            y = self._read(msg["y"], "q") if "y" in msg else None
+            return x, y
+
+    def _read(self, t, code):
+        with open(t["path"], "rb") as f:
+            a = array.array(code, f.read())
+        os.unlink(t["path"])  # effbench would delete it at the next fetch anyway
+        self.h2d_bytes += len(a) * a.itemsize
+        return a
+
+    def train(self, msg):
+        """One repeat: fetch batches of the recipe's size from a seeded shuffle, step, until
+        effbench answers done. The reply carries only the runner's own counters."""
+        self.model.reset(msg["seed"])
+        rng = random.Random(msg["seed"])
+        order = list(range(self.train_samples))
+        steps = 0
+        while True:
+            rng.shuffle(order)
+            for s in range(0, len(order), self.batch):
+                idx = order[s:s + self.batch]
+                idx = self.hostile_indices(idx, steps)
+                if HOSTILE == "crash" and steps == 5 and msg["repeat"] == CRASH_REPEAT:
+                    log("crashing on purpose")
+                    os._exit(3)
+                if HOSTILE == "early" and steps == 3:
+                    return {"steps": steps, "reached": True, "samples": 999999}
+                got = self.fetch(idx)
+                if got is None:
+                    if HOSTILE == "fetch-after-done":
+                        self.fetch([0])
+                    return {"steps": steps, "busy_s": self.busy_s}
+                t0 = time.perf_counter()
+                self.model.step(idx, got[0], got[1])
+                self.busy_s += time.perf_counter() - t0
+                steps += 1
+
+    def hostile_indices(self, idx, steps):
+        if steps != 2:
+            return idx
+        if HOSTILE == "out-of-range":
+            return idx[:-1] + [self.train_samples]
+        if HOSTILE == "too-many":
+            return list(range(self.max_fetch + 1))
+        if HOSTILE == "non-integer":
+            return idx[:-1] + [1.5]
+        if HOSTILE == "empty":
+            return []
+        return idx
+
+
+class Wire:
+    """The message loop's two pipes: one JSON object per line each way."""
+
+    def __init__(self, stdin, stdout):
+        self.lines, self.stdout = iter(stdin), stdout
+        self.next_id = 0  # the runner's own request ids (fetch)
+
+    def send(self, obj):
+        self.stdout.write(json.dumps(obj) + "\n")
+        self.stdout.flush()
+
+    def recv(self):
+        while True:
+            line = next(self.lines, "")
+            if not line:
+                raise SystemExit("effbench closed stdin")
+            if line.strip():
+                return json.loads(line)
+
+    def answer(self, runner, msg):
+        """Runs the handler for effbench's request `msg` and sends its reply."""
         op = msg.get("op")
         try:
             handler = getattr(runner, op, None) if isinstance(op, str) and not op.startswith("_") else None
-            if handler is None or op == "run_batches":
+            if handler is None or op in ("run_batches", "fetch", "hostile_indices"):
                 raise ValueError("unknown op %r" % op)
             reply = handler(msg)
             reply.update({"v": PROTOCOL, "re": msg["id"], "ok": True})
         except Exception as e:  # the error goes back to effbench, which stops the run
             reply = {"v": PROTOCOL, "re": msg.get("id"), "ok": False,
                      "error": {"code": type(e).__name__, "msg": str(e)}}
-        stdout.write(json.dumps(reply) + "\n")
-        stdout.flush()
-        if op == "shutdown":
+        self.send(reply)
+        return op
+
+
+def serve(runner, stdin=sys.stdin, stdout=sys.stdout):
+    runner.wire = Wire(stdin, stdout)
+    while True:
+        try:
+            msg = runner.wire.recv()
+        except SystemExit:
+            return
+        if runner.wire.answer(runner, msg) == "shutdown":
             return
 
 

@@ -35,8 +35,8 @@ pub struct RunArgs {
     /// Training recipe: a shipped name (see `effbench list`) or a path to a TOML file.
     #[arg(long, default_value = DEFAULT_RECIPE, value_name = "NAME|PATH")]
     pub recipe: String,
-    /// Where the math runs: cpu, or external:RUNNER.toml (a vendor runner, inference only; see
-    /// docs/runner-protocol.md). cuda:N comes in a later version.
+    /// Where the math runs: cpu, or external:RUNNER.toml (a vendor runner: inference, and
+    /// training with a v1.1 runner; see docs/runner-protocol.md). cuda:N comes in a later version.
     #[arg(long, default_value = "cpu", env = "EFFBENCH_BACKEND")]
     pub backend: String,
     /// Repeats per workload, 1 to 1000; repeat i uses seed i. The result file is rewritten

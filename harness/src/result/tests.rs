@@ -35,6 +35,7 @@ fn repeat(seed: u64, energy: f64, valid: bool) -> Repeat {
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
+        runner_train: None,
     }
 }
 
@@ -68,6 +69,7 @@ fn sample() -> RunResult {
             threads: 2,
             allocator: "mimalloc".into(),
             domain: Some("cpu".into()),
+            division: None,
         },
         system: SystemInfo {
             hostname: "box".into(),

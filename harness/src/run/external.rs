@@ -106,29 +106,7 @@ impl Runner {
 
     /// The backend as the runner described itself, and its power telemetry as an energy source.
     pub fn describe(&self, result: &mut RunResult) {
-        let hello = self.runner.hello();
-        result.backend = BackendInfo {
-            kind: "external".into(),
-            device: match &self.test_hook {
-                None => format!("{} ({}, {})", hello.device.name, hello.vendor, hello.runner),
-                Some(h) => format!("{} ({}, {}; TEST MODEL {h})", hello.device.name, hello.vendor, hello.runner),
-            },
-            precision: self.runner.precision().to_string(),
-            threads: result.backend.threads,
-            allocator: result.backend.allocator.clone(),
-            domain: Some(self.runner.domain()),
-        };
-        let metered = result.energy_sources.iter().any(|s| s.domain == self.runner.domain() && s.kind != "runner");
-        if hello.telemetry.iter().any(|t| t == "power_w") && !metered {
-            let info = telemetry::source_info(
-                &self.runner.config().name,
-                hello,
-                &self.runner.domain(),
-                &self.last_window_power,
-            );
-            result.energy_sources.retain(|s| s.id != info.id);
-            result.energy_sources.push(info);
-        }
+        describe(&self.runner, &self.last_window_power, self.test_hook.as_deref(), result);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -201,42 +179,7 @@ impl Runner {
         let (in_bytes, out_bytes, issues) = (tally.input_bytes, tally.output_bytes, tally.issues);
         let mut r = infer_repeat(spec, seed, &outcomes, &window, idle_power, flops_per_unit, peak);
 
-        // The runner's own power, integrated over the same window in its clock.
-        if self.runner.hello().telemetry.iter().any(|t| t == "power_w") {
-            let domain = self.runner.domain();
-            // Where effbench's own sensor meters the runner's device, that measurement stands and
-            // the runner's figure is a cross-check only: never both, never summed.
-            let own = meter.sources().into_iter().find(|s| s.domain == domain && s.kind != "runner");
-            match telemetry::window_energy(&self.power, t_begin, t_end) {
-                Some(j) if own.is_some() => {
-                    let ours = r.energy_j.by_domain.get(&domain).map_or(f64::NAN, |x| x.0);
-                    r.meter_warnings.push(format!(
-                        "runner {} reported {:.3} J for {domain}; effbench's own {} measured {ours:.3} J, which is \
-                         the figure used",
-                        self.runner.config().name,
-                        j.0,
-                        own.as_ref().map_or("", |s| s.id.as_str())
-                    ));
-                }
-                Some(j) => add_domain(&mut r, &domain, j),
-                None if own.is_some() => r.meter_warnings.push(format!(
-                    "runner {}: its power samples do not cover the window (effbench's own sensor measured {domain})",
-                    self.runner.config().name
-                )),
-                None => {
-                    // Incomplete energy is a property of the repeat, not only a warning.
-                    let reason = format!(
-                        "runner {}: its power samples do not cover the window; no {domain} energy for this repeat",
-                        self.runner.config().name
-                    );
-                    r.meter_warnings.push(reason.clone());
-                    r.unresolved_energy.push(crate::result::UnresolvedEnergy { domain: domain.clone(), reason });
-                }
-            }
-            self.last_window_power =
-                self.power.iter().copied().filter(|p| (t_begin..=t_end).contains(&p.t_mono_ns)).collect();
-            self.power.retain(|p| p.t_mono_ns >= t_end);
-        }
+        runner_power(&mut r, &self.runner, &mut self.power, &mut self.last_window_power, meter, (t_begin, t_end));
 
         if let Some(h) = &self.test_hook {
             r.meter_warnings.push(format!(
@@ -335,6 +278,81 @@ fn model_for_runner(
     } else {
         bail!("{TEST_MODEL_ENV}={hook:?}: expected reference-outputs or onnx-file:PATH (testing only)")
     }
+}
+
+/// The backend as the runner described itself (device, vendor, runner, precision, domain), and
+/// its power telemetry as an energy source.
+pub(super) fn describe(
+    runner: &RunnerSession,
+    window_power: &[PowerSample],
+    hook: Option<&str>,
+    result: &mut RunResult,
+) {
+    let hello = runner.hello();
+    result.backend = BackendInfo {
+        kind: "external".into(),
+        device: match hook {
+            None => format!("{} ({}, {})", hello.device.name, hello.vendor, hello.runner),
+            Some(h) => format!("{} ({}, {}; TEST MODEL {h})", hello.device.name, hello.vendor, hello.runner),
+        },
+        precision: runner.precision().to_string(),
+        threads: result.backend.threads,
+        allocator: result.backend.allocator.clone(),
+        domain: Some(runner.domain()),
+        division: result.backend.division.clone(),
+    };
+    let metered = result.energy_sources.iter().any(|s| s.domain == runner.domain() && s.kind != "runner");
+    if hello.telemetry.iter().any(|t| t == "power_w") && !metered {
+        let info = telemetry::source_info(&runner.config().name, hello, &runner.domain(), window_power);
+        result.energy_sources.retain(|s| s.id != info.id);
+        result.energy_sources.push(info);
+    }
+}
+
+/// The runner's own power samples, integrated over the window `t` (its clock, from the two
+/// `mark` acknowledgements) into its domain, unless effbench's own sensor meters that domain
+/// (then the runner's figure is a cross-check in `meter_warnings`). Samples before the window's
+/// end are dropped; those inside it are kept for the source's rate.
+pub(super) fn runner_power(
+    r: &mut Repeat,
+    runner: &RunnerSession,
+    power: &mut Vec<PowerSample>,
+    last_window: &mut Vec<PowerSample>,
+    meter: &Meter,
+    (t_begin, t_end): (u64, u64),
+) {
+    if !runner.hello().telemetry.iter().any(|t| t == "power_w") {
+        return;
+    }
+    let domain = runner.domain();
+    let name = &runner.config().name;
+    // Where effbench's own sensor meters the runner's device, that measurement stands and
+    // the runner's figure is a cross-check only: never both, never summed.
+    let own = meter.sources().into_iter().find(|s| s.domain == domain && s.kind != "runner");
+    match telemetry::window_energy(power, t_begin, t_end) {
+        Some(j) if own.is_some() => {
+            let ours = r.energy_j.by_domain.get(&domain).map_or(f64::NAN, |x| x.0);
+            r.meter_warnings.push(format!(
+                "runner {name} reported {:.3} J for {domain}; effbench's own {} measured {ours:.3} J, which is \
+                 the figure used",
+                j.0,
+                own.as_ref().map_or("", |s| s.id.as_str())
+            ));
+        }
+        Some(j) => add_domain(r, &domain, j),
+        None if own.is_some() => r.meter_warnings.push(format!(
+            "runner {name}: its power samples do not cover the window (effbench's own sensor measured {domain})"
+        )),
+        None => {
+            // Incomplete energy is a property of the repeat, not only a warning.
+            let reason =
+                format!("runner {name}: its power samples do not cover the window; no {domain} energy for this repeat");
+            r.meter_warnings.push(reason.clone());
+            r.unresolved_energy.push(crate::result::UnresolvedEnergy { domain: domain.clone(), reason });
+        }
+    }
+    *last_window = power.iter().copied().filter(|p| (t_begin..=t_end).contains(&p.t_mono_ns)).collect();
+    power.retain(|p| p.t_mono_ns >= t_end);
 }
 
 /// The passes of one window: each distinct set of answers once, with how many passes gave it.

@@ -79,6 +79,7 @@ fn base_repeat(
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
+        runner_train: None,
     };
     wall::leave_out_unresolved(&mut r, &window.unresolved);
     r

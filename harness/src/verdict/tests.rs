@@ -44,6 +44,7 @@ pub(crate) fn repeat(seed: u64, x: f64) -> Repeat {
         batch_size: None,
         bytes_per_unit: None,
         runner: None,
+        runner_train: None,
     }
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
             threads: 1,
             allocator: "mimalloc".into(),
             domain: None,
+            division: None,
         },
         system: SystemInfo {
             hostname: "box".into(),
@@ -543,4 +545,14 @@ fn planted_slowdowns_and_other_data_sets_are_warned_about() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("candidate is a TESTING result with a planted slowdown of 20%"), "{w:?}");
     assert!(w[1].contains("data sets differ"), "{w:?}");
+}
+
+#[test]
+fn divisions_that_differ_are_a_warning() {
+    let base = run("digits-mlp-train", &[1.0, 1.0, 1.0], Provenance::Measured);
+    let mut cand = base.clone();
+    assert!(!warnings(&cand, &base).iter().any(|w| w.contains("divisions")));
+    cand.backend.division = Some("open".into());
+    let w = warnings(&cand, &base);
+    assert!(w.iter().any(|w| w.starts_with("divisions differ: candidate open, baseline closed")), "{w:?}");
 }

@@ -16,6 +16,7 @@ pub mod process;
 pub mod proto;
 pub mod session;
 pub mod telemetry;
+pub mod train;
 
 pub use config::RunnerConfig;
 pub use session::RunnerSession;

@@ -49,7 +49,17 @@ pub struct RunnerProcess {
     outstanding: HashMap<u64, &'static str>,
     last_sent: String,
     last_received: String,
+    /// The last id of a runner request (runner ids are their own increasing space).
+    runner_last_id: u64,
     stopped: bool,
+}
+
+/// A message from the runner during `train`.
+pub enum Incoming {
+    /// A runner request (`fetch`): its id, op and the whole object.
+    Request { id: u64, op: String, value: serde_json::Value },
+    /// A reply (already checked `ok`) to an outstanding effbench request.
+    Reply { re: u64, value: serde_json::Value },
 }
 
 impl RunnerProcess {
@@ -127,6 +137,7 @@ impl RunnerProcess {
             outstanding: HashMap::new(),
             last_sent: "nothing yet".into(),
             last_received: "nothing yet".into(),
+            runner_last_id: 0,
             stopped: false,
         })
     }
@@ -147,17 +158,116 @@ impl RunnerProcess {
     }
 
     /// Waits at most `timeout` for the reply to request `id`. An `ok:false` reply is an error
-    /// naming the runner's code and message. Returns the whole reply object.
+    /// naming the runner's code and message. Returns the whole reply object. A runner request
+    /// (`fetch`) while effbench waits for a reply is a protocol error.
     pub fn wait(&mut self, id: u64, timeout: Duration) -> Result<serde_json::Value, RunnerError> {
         let op = self.outstanding.get(&id).copied().unwrap_or("?");
         let deadline = Instant::now() + timeout;
-        // When the runner itself exited: a process it started may hold its stdout open, so EOF
-        // may never come; the exit is the news then, not the watchdog.
-        let mut exited: Option<(ExitStatus, Instant)> = None;
+        let awaited = format!("the reply to `{op}` (id {id})");
         let (head, value) = loop {
             if let Some(r) = self.early.remove(&id) {
                 break r;
             }
+            let value = self.recv(deadline, timeout, &awaited)?;
+            if value.get("re").is_none() && value.get("op").is_some() {
+                return Err(self.fail(format!(
+                    "the runner sent a `{}` request while effbench waited for {awaited}; a runner sends requests \
+                     only during `train`, and only while no evaluate is outstanding",
+                    value["op"].as_str().unwrap_or("?")
+                )));
+            }
+            let (head, _) = self.head(&value)?;
+            if head.re == id {
+                break (head, value);
+            }
+            self.early.insert(head.re, (head, value));
+        };
+        self.outstanding.remove(&id);
+        self.refused(head, op, id)?;
+        Ok(value)
+    }
+
+    /// During `train` (protocol 1.1): the next message, a runner request or a reply to an
+    /// outstanding request, within `timeout`. `awaited` says what effbench waits for, for the
+    /// watchdog's message. A runner request must have `op` and an `id` greater than its last.
+    pub fn next_message(&mut self, timeout: Duration, awaited: &str) -> Result<Incoming, RunnerError> {
+        let value = self.recv(Instant::now() + timeout, timeout, awaited)?;
+        if value.get("re").is_none() {
+            let (Some(op), Some(id)) = (value.get("op").and_then(|o| o.as_str()), value.get("id")) else {
+                return Err(self.fail("malformed message: neither a reply (re) nor a request (op and id)".into()));
+            };
+            let op = op.to_string();
+            let id = match id.as_u64() {
+                Some(i)
+                    if i > self.runner_last_id && value.get("v").and_then(|v| v.as_u64()) == Some(PROTOCOL.into()) =>
+                {
+                    i
+                }
+                _ => {
+                    return Err(self.fail(format!(
+                    "malformed `{op}` request: needs \"v\":{PROTOCOL} and an integer id above the runner's last ({})",
+                    self.runner_last_id
+                )))
+                }
+            };
+            self.runner_last_id = id;
+            return Ok(Incoming::Request { id, op, value });
+        }
+        let (head, op) = self.head(&value)?;
+        let re = head.re;
+        self.refused(head, op, re)?;
+        Ok(Incoming::Reply { re, value })
+    }
+
+    /// Answers a runner request: `{"v":1,"re":re,"ok":true, ...fields}`.
+    pub fn answer(&mut self, re: u64, fields: serde_json::Value) -> Result<(), RunnerError> {
+        let mut obj = serde_json::json!({ "v": PROTOCOL, "re": re, "ok": true });
+        if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
+            o.extend(f);
+        }
+        let mut line = obj.to_string();
+        self.last_sent = quote(&line);
+        line.push('\n');
+        if self.to_stdin.as_ref().is_none_or(|tx| tx.send(line).is_err()) {
+            return Err(self.fail(format!("cannot answer request {re}: the runner's stdin is closed")));
+        }
+        Ok(())
+    }
+
+    /// A reply's head, checked (version, an outstanding id, which it no longer is), and the
+    /// op it answers.
+    fn head(&mut self, value: &serde_json::Value) -> Result<(ReplyHead, &'static str), RunnerError> {
+        let head: ReplyHead = match serde_json::from_value(value.clone()) {
+            Ok(h) => h,
+            Err(e) => return Err(self.fail(format!("malformed reply ({e}); every reply needs v, re and ok"))),
+        };
+        if head.v != PROTOCOL {
+            return Err(self.fail(format!(
+                "reply in protocol version {} but effbench speaks version {PROTOCOL}; update the runner",
+                head.v
+            )));
+        }
+        match self.outstanding.remove(&head.re) {
+            None => Err(self.fail(format!("reply to id {} which is not an outstanding request", head.re))),
+            Some(op) => Ok((head, op)),
+        }
+    }
+
+    fn refused(&mut self, head: ReplyHead, op: &str, id: u64) -> Result<(), RunnerError> {
+        if !head.ok {
+            let e = head.error.unwrap_or(super::proto::ReplyError { code: String::new(), msg: String::new() });
+            return Err(self.fail(format!("the runner refused `{op}` (id {id}): [{}] {}", e.code, e.msg)));
+        }
+        Ok(())
+    }
+
+    /// The next JSON object on the runner's stdout before `deadline`; every failure (the
+    /// watchdog, an exit, EOF, a line that is not a JSON object) stops the runner.
+    fn recv(&mut self, deadline: Instant, timeout: Duration, awaited: &str) -> Result<serde_json::Value, RunnerError> {
+        // When the runner itself exited: a process it started may hold its stdout open, so EOF
+        // may never come; the exit is the news then, not the watchdog.
+        let mut exited: Option<(ExitStatus, Instant)> = None;
+        loop {
             if exited.is_none() {
                 if let Ok(Some(s)) = self.child.try_wait() {
                     exited = Some((s, Instant::now()));
@@ -171,13 +281,14 @@ impl RunnerProcess {
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some((status, _)) = exited {
                         return Err(self.fail(format!(
-                            "the runner exited with {} while effbench waited for the reply to `{op}` (id {id}); \
+                            "the runner exited with {} while effbench waited for {awaited}; \
                              a process it started still holds its stdout and was stopped",
                             describe_exit(status)
                         )));
                     }
                     return Err(self.fail(format!(
-                        "no reply to `{op}` (id {id}) within {:.3} s (the watchdog); the runner was stopped",
+                        "no {} within {:.3} s (the watchdog); the runner was stopped",
+                        awaited.strip_prefix("the ").unwrap_or(awaited),
                         timeout.as_secs_f64()
                     )));
                 }
@@ -187,7 +298,7 @@ impl RunnerProcess {
                 Line::Text(t) => t,
                 Line::TooLong => {
                     return Err(self.fail(format!(
-                        "a line on stdout is longer than {MAX_LINE} bytes while waiting for `{op}`; \
+                        "a line on stdout is longer than {MAX_LINE} bytes while waiting for {awaited}; \
                          bulk data must travel in files"
                     )))
                 }
@@ -195,46 +306,21 @@ impl RunnerProcess {
                 Line::Eof => {
                     let status = self.exit_status(Duration::from_millis(500));
                     return Err(self.fail(format!(
-                        "the runner closed stdout ({}) while effbench waited for the reply to `{op}` (id {id})",
+                        "the runner closed stdout ({}) while effbench waited for {awaited}",
                         status.map_or("still running".into(), |s| format!("exited: {s}"))
                     )));
                 }
             };
             self.last_received = quote(&text);
-            let value: serde_json::Value = match serde_json::from_str(&text) {
-                Ok(v @ serde_json::Value::Object(_)) => v,
-                _ => {
-                    return Err(self.fail(format!(
-                        "the runner printed something that is not a JSON object on stdout: {}; \
-                         stdout carries protocol messages only (logs go to stderr)",
-                        quote(&text)
-                    )))
-                }
+            return match serde_json::from_str(&text) {
+                Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+                _ => Err(self.fail(format!(
+                    "the runner printed something that is not a JSON object on stdout: {}; \
+                     stdout carries protocol messages only (logs go to stderr)",
+                    quote(&text)
+                ))),
             };
-            let head: ReplyHead = match serde_json::from_value(value.clone()) {
-                Ok(h) => h,
-                Err(e) => return Err(self.fail(format!("malformed reply ({e}); every reply needs v, re and ok"))),
-            };
-            if head.v != PROTOCOL {
-                return Err(self.fail(format!(
-                    "reply in protocol version {} but effbench speaks version {PROTOCOL}; update the runner",
-                    head.v
-                )));
-            }
-            if self.outstanding.remove(&head.re).is_none() {
-                return Err(self.fail(format!("reply to id {} which is not an outstanding request", head.re)));
-            }
-            if head.re == id {
-                break (head, value);
-            }
-            self.early.insert(head.re, (head, value));
-        };
-        self.outstanding.remove(&id);
-        if !head.ok {
-            let e = head.error.unwrap_or(super::proto::ReplyError { code: String::new(), msg: String::new() });
-            return Err(self.fail(format!("the runner refused `{op}` (id {id}): [{}] {}", e.code, e.msg)));
         }
-        Ok(value)
     }
 
     /// Sends `op` and waits for its reply.

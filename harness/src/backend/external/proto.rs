@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol major version this effbench speaks.
 pub const PROTOCOL: u32 = 1;
+/// The minor version: 1 adds training (`train_load`, `train`, `fetch`, `evaluate`).
+pub const MINOR: u32 = 1;
 
 /// A request: `{"v":1,"id":N,"op":...,<fields>}`.
 #[derive(Debug, Serialize)]
@@ -49,6 +51,7 @@ pub enum Op {
     Hello {
         effbench: String,
         protocol: Vec<u32>,
+        minor: u32,
     },
     Load {
         workload: String,
@@ -86,8 +89,57 @@ pub enum Op {
     Stats,
     Unload,
     Shutdown,
+    /// v1.1: a training workload (unmeasured; the startup watchdog).
+    TrainLoad(Box<TrainLoad>),
+    /// v1.1: one training repeat; the runner fetches batches until effbench says `done`.
+    Train {
+        repeat: u64,
+        seed: u64,
+    },
+    /// v1.1: the runner's model on the held-out inputs, written to `output`.
+    Evaluate {
+        samples: u64,
+        output: String,
+    },
 }
 
+/// A tensor with a free first dimension (`null`), without a graph name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decl {
+    pub dtype: String,
+    pub shape: Vec<Option<usize>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metric {
+    pub name: String,
+    pub higher_is_better: bool,
+    pub target: f64,
+}
+
+/// `train_load`: what the runner trains and how effbench will judge it (never the labels of
+/// the held-out set).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainLoad {
+    pub workload: String,
+    /// The reference architecture (`arch`, `description`, `layers`, `params`).
+    pub model: serde_json::Value,
+    pub input: Decl,
+    /// Absent for the autoencoder (its target is its input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Decl>,
+    pub output: Decl,
+    pub metric: Metric,
+    /// Valid indices: `0..train_samples`.
+    pub train_samples: usize,
+    pub eval: TensorFile,
+    pub every_samples: u64,
+    pub sample_cap: u64,
+    pub max_fetch: usize,
+    pub recipe: serde_json::Value,
+    pub seed: u64,
+    pub threads: usize,
+}
 impl Op {
     pub fn name(&self) -> &'static str {
         match self {
@@ -101,6 +153,9 @@ impl Op {
             Op::Stats => "stats",
             Op::Unload => "unload",
             Op::Shutdown => "shutdown",
+            Op::TrainLoad(_) => "train_load",
+            Op::Train { .. } => "train",
+            Op::Evaluate { .. } => "evaluate",
         }
     }
 }
@@ -143,6 +198,55 @@ pub struct HelloReply {
     /// Any of `busy_s`, `h2d_bytes`, `d2h_bytes`, `power_w`.
     #[serde(default)]
     pub telemetry: Vec<String>,
+    /// v1.1: the minor version the runner speaks (absent: 0).
+    #[serde(default)]
+    pub minor: u32,
+    /// v1.1: the ops it supports; absent means `["infer"]` (a v1 runner).
+    #[serde(default)]
+    pub ops: Option<Vec<String>>,
+}
+
+impl HelloReply {
+    /// Whether the runner declared `op` (`infer`, `train`).
+    pub fn supports(&self, op: &str) -> bool {
+        match &self.ops {
+            Some(ops) => ops.iter().any(|o| o == op),
+            None => op == "infer",
+        }
+    }
+}
+
+/// The reply to `train_load`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TrainLoadReply {
+    /// `closed` (the reference architecture, the default) or `open`.
+    #[serde(default)]
+    pub division: Option<String>,
+    /// The runner's trainable parameter count.
+    #[serde(default)]
+    pub params: Option<u64>,
+    #[serde(default)]
+    pub precision: Option<String>,
+}
+
+/// The reply to `evaluate`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EvaluateReply {
+    pub output: TensorFile,
+}
+
+/// The reply to `train`: the runner's own counters. Claims (`reached`, `samples`) are never
+/// used for the result; one that contradicts effbench's count is recorded as a warning.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TrainReply {
+    #[serde(default)]
+    pub steps: Option<u64>,
+    #[serde(default)]
+    pub busy_s: Option<f64>,
+    #[serde(default)]
+    pub reached: Option<bool>,
+    #[serde(default)]
+    pub samples: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -196,6 +300,21 @@ mod tests {
         let q = Op::Issue { start: 0, rows: 4, batch: 2, output: "/o".into() };
         let line = serde_json::to_string(&Request { v: 1, id: 1, op: &q }).unwrap();
         assert_eq!(line, r#"{"v":1,"id":1,"op":"issue","start":0,"rows":4,"batch":2,"output":"/o"}"#);
+    }
+
+    #[test]
+    fn v1_1_requests_and_hello_ops() {
+        let op = Op::Evaluate { samples: 2048, output: "/w/outputs/e8.bin".into() };
+        let line = serde_json::to_string(&Request { v: 1, id: 8, op: &op }).unwrap();
+        assert_eq!(line, r#"{"v":1,"id":8,"op":"evaluate","samples":2048,"output":"/w/outputs/e8.bin"}"#);
+        let line = serde_json::to_string(&Request { v: 1, id: 7, op: &Op::Train { repeat: 0, seed: 0 } }).unwrap();
+        assert_eq!(line, r#"{"v":1,"id":7,"op":"train","repeat":0,"seed":0}"#);
+        let h = r#"{"protocol":1,"runner":"r","vendor":"v","device":{"name":"d"},"precisions":["f32"]}"#;
+        let v1: HelloReply = serde_json::from_str(h).unwrap();
+        assert!(v1.supports("infer") && !v1.supports("train"));
+        let h11 = h.replace(r#""precisions""#, r#""minor":1,"ops":["train"],"precisions""#);
+        let v11: HelloReply = serde_json::from_str(&h11).unwrap();
+        assert!(v11.supports("train") && !v11.supports("infer") && v11.minor == 1);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use super::config::{RunnerConfig, PRECISIONS};
 use super::process::RunnerProcess;
 use super::proto::{
-    HelloReply, IoDecl, IssueReply, LoadReply, MarkReply, ModelRef, Op, StatsReply, TensorFile, PROTOCOL,
+    HelloReply, IoDecl, IssueReply, LoadReply, MarkReply, ModelRef, Op, StatsReply, TensorFile, MINOR, PROTOCOL,
 };
 use super::RunnerError;
 
@@ -36,14 +36,14 @@ pub struct RunnerSession {
     _work_dir: tempfile::TempDir,
     /// Removed on SIGINT/SIGTERM too (see `crate::interrupt`).
     _tracked: crate::interrupt::TrackedPath,
-    cfg: RunnerConfig,
-    proc: RunnerProcess,
+    pub(super) cfg: RunnerConfig,
+    pub(super) proc: RunnerProcess,
     hello: HelloReply,
-    precision: String,
-    work: PathBuf,
-    outputs: PathBuf,
-    own: BTreeSet<String>,
-    next_file: u64,
+    pub(super) precision: String,
+    pub(super) work: PathBuf,
+    pub(super) outputs: PathBuf,
+    pub(super) own: BTreeSet<String>,
+    pub(super) next_file: u64,
 }
 
 /// A pass whose issues are sent: (request id, output path, rows) per issue.
@@ -73,7 +73,7 @@ impl RunnerSession {
             .map_err(|e| setup(format!("cannot create the work directory {}: {e}", outputs.display())))?;
         let outputs = work.join("outputs");
         let mut proc = RunnerProcess::spawn(&cfg.name, &cfg.command, &cfg.env, &work, log)?;
-        let hello = Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL] };
+        let hello = Op::Hello { effbench: env!("CARGO_PKG_VERSION").into(), protocol: vec![PROTOCOL], minor: MINOR };
         let reply = proc.call(&hello, cfg.startup_timeout)?;
         let hello: HelloReply = serde_json::from_value(reply)
             .map_err(|e| proc.fail(format!("malformed reply to `hello`: {e}; see docs/runner-protocol.md")))?;
@@ -221,7 +221,7 @@ impl RunnerSession {
         Ok(PassOutput { values, issues: sent.len() as u64, output_bytes })
     }
 
-    fn take_output(
+    pub(super) fn take_output(
         &mut self,
         got: &TensorFile,
         named: &Path,
@@ -315,7 +315,7 @@ pub fn work_dir(workload: &str, fallback: &Path) -> std::io::Result<tempfile::Te
     b.tempdir_in(fallback)
 }
 
-fn list(dir: &Path) -> Vec<String> {
+pub(super) fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
