@@ -140,6 +140,8 @@ class Runner:
         if self.max_fetch < 1:
             raise ProtocolError("max_fetch %r: must be at least 1" % msg.get("max_fetch"))
         self.seed = int(msg.get("seed") or 0)
+        self.every = int(msg.get("every_samples") or 0)
+        self.cap = int(msg.get("sample_cap") or 0)
         t0 = time.perf_counter()
         t.warm(self.eval_x)
         log("%s: %d parameters, compiled in %.2f s" % (msg.get("workload"), net.count(), time.perf_counter() - t0))
@@ -179,7 +181,7 @@ class Runner:
         t = self.need_session()
         seed = int(msg.get("seed", self.seed))
         busy, wait, t0 = t.busy_s, self.wire.wait_s, time.perf_counter()
-        steps = t.train(seed, self.fetch)
+        steps = t.train(seed, self.fetch, self.every, self.cap, self.max_fetch)
         wall, busy, wait = time.perf_counter() - t0, t.busy_s - busy, self.wire.wait_s - wait
         log("train: %d steps in %.3f s: busy %.3f s, waiting for effbench %.3f s, the rest (messages, "
             "batch files, padding) %.3f s" % (steps, wall, busy, wait, wall - busy - wait))

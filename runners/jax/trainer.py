@@ -241,26 +241,60 @@ class Trainer:
         self.busy_s += time.perf_counter() - t0
         return out
 
-    def train(self, seed, fetch):
+    def train(self, seed, fetch, every=0, cap=0, max_fetch=0):
         """train.rs's epoch loop. `fetch(indices)` returns (x, y) for those training indices, or
-        None when the trainer must stop (effbench said done). Returns the steps taken."""
+        None when the trainer must stop (effbench said done). Returns the steps taken.
+
+        Whole batches are fetched together, up to `max_fetch` rows, but never past an
+        evaluation (the next multiple of `every` samples served, effbench's rule) or the `cap`:
+        the batch that reaches one ends the fetch, so effbench evaluates after the same batch
+        the candle loop would, while a fetch round trip is paid once per many steps instead of
+        once per step. The batches and their order are the same as one fetch per batch."""
         self.start(seed)
         pool = select(self.recipe, self.train_samples, seed)
         shuffle = host_rng(seed, SHUFFLE)
         b = self.recipe.batch_size
+        limit = max(int(max_fetch or b), b)
         samples = steps = 0
+        next_eval = every if every > 0 else 0
+        batches = self._batches(pool, shuffle, b)
+        look = next(batches)
+        while True:
+            chunk, n = [look], len(look)
+            look = next(batches)
+            while not _ends_fetch(samples + n, next_eval, cap) and n + len(look) <= limit:
+                chunk.append(look)
+                n += len(look)
+                look = next(batches)
+            batch = fetch(np.concatenate(chunk) if len(chunk) > 1 else chunk[0])
+            if batch is None:
+                return steps
+            x, y = batch
+            off = 0
+            for idx in chunk:
+                k = len(idx)
+                self.step(x[off:off + k], None if y is None else y[off:off + k], self.recipe.lr_at(samples))
+                samples += k
+                steps += 1
+                off += k
+            if next_eval and samples >= next_eval:
+                next_eval = (samples // every + 1) * every
+
+    @staticmethod
+    def _batches(pool, shuffle, b):
+        """The batches of every epoch in turn: a fresh shuffle of the pool each epoch."""
         while True:
             order = pool[shuffle.permutation(len(pool))]
             for s in range(0, len(order), b):
-                idx = order[s:s + b]
-                batch = fetch(idx)
-                if batch is None:
-                    return steps
-                self.step(batch[0], batch[1], self.recipe.lr_at(samples))
-                samples += len(idx)
-                steps += 1
+                yield order[s:s + b]
 
     def ready(self):
         """Wait until all work issued so far has finished."""
         if self.params is not None:
             jax.block_until_ready(self.params)
+
+
+def _ends_fetch(served, next_eval, cap):
+    """Whether a fetch that brings the samples served to `served` must be the last before
+    effbench's next evaluation or its cap."""
+    return bool((next_eval and served >= next_eval) or (cap and served >= cap))
