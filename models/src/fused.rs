@@ -202,12 +202,47 @@ impl CustomOp3 for LinearAct {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dz = if self.mask { dy.apply_op2_no_bwd(y, &ReluMask)? } else { dy.clone() };
+        let dy = dy.contiguous()?; // a no-op unless a caller's op gave a strided gradient
+        let dz = if self.mask { dy.apply_op2_no_bwd(y, &ReluMask)? } else { dy };
         let dw = x.t()?.matmul(&dz)?;
-        let db = dz.sum(0)?;
+        let db = dz.apply_op1_no_bwd(&ColumnSum)?;
         // The data needs no gradient (candle's own matmul would compute it anyway).
         let dx = if x.track_op() { Some(dz.matmul(&w.t()?)?) } else { None };
         Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// The sum over rows of a (rows, cols) tensor, in one pass down the rows (candle's
+/// `sum(0)` walks the strided dimension element by element).
+struct ColumnSum;
+
+impl ColumnSum {
+    fn sum<T: Real>(x: &[T], l: &Layout) -> Result<Vec<T>> {
+        let cols = l.dims()[1];
+        let x = contiguous(x, l, "column sum")?;
+        let mut out = vec![T::from_f64(0.0); cols];
+        for row in x.chunks_exact(cols) {
+            out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+        }
+        Ok(out)
+    }
+}
+
+impl candle_core::CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "fused-column-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        if l.dims().len() != 2 {
+            candle_core::bail!("column sum: a rank-2 tensor, not {:?}", l.dims());
+        }
+        let out = match s {
+            CpuStorage::F32(x) => CpuStorage::F32(Self::sum(x, l)?),
+            CpuStorage::F64(x) => CpuStorage::F64(Self::sum(x, l)?),
+            _ => candle_core::bail!("column sum: f32 or f64"),
+        };
+        Ok((out, Shape::from(l.dims()[1])))
     }
 }
 
