@@ -183,9 +183,11 @@ fn fused_linear_relu_and_softmax_cross_entropy() {
             0
         }
     }
-    let vars = [randn(&[5, 6], 21), randn(&[6], 22), randn(&[6, 3], 23), randn(&[3], 24)].map(|t| Var::from_tensor(&t).unwrap());
+    let vars = [randn(&[5, 6], 21), randn(&[6], 22), randn(&[6, 3], 23), randn(&[3], 24)]
+        .map(|t| Var::from_tensor(&t).unwrap());
     let names = ["w1", "b1", "w2", "b2"];
-    let params = effbench_models::layers::Params { vars: names.iter().map(|n| n.to_string()).zip(vars.clone()).collect() };
+    let params =
+        effbench_models::layers::Params { vars: names.iter().map(|n| n.to_string()).zip(vars.clone()).collect() };
     let net = Fused(params, vars);
     let x = randn(&[4, 5], 25);
     let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
