@@ -95,7 +95,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> 
 /// `loss::cross_entropy` in one op on the CPU, candle-nn's own elsewhere.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     if fusable(logits) && logits.rank() == 2 && labels.dtype() == DType::U32 && labels.rank() == 1 {
-        return logits.apply_op2(labels, SoftmaxXent { mean: !fault(Fault::XentScaleSkipped) });
+        let op = SoftmaxXent { mean: !fault(Fault::XentScaleSkipped) };
+        // `contiguous` is free for the contiguous tensors the models give; the kernels need it.
+        return logits.contiguous()?.apply_op2(&labels.contiguous()?, op);
     }
     candle_nn::loss::cross_entropy(logits, labels)
 }
