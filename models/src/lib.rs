@@ -16,6 +16,7 @@ pub mod charlm;
 pub mod cnn;
 pub mod data;
 pub mod error;
+pub mod fused;
 pub mod infer;
 pub mod layers;
 pub mod metrics;

@@ -88,7 +88,7 @@ impl Task for Classify {
         Ok(Batch { x, y: Tensor::new(y, dev)? })
     }
     fn loss(&self, out: &Tensor, batch: &Batch) -> Result<Tensor> {
-        candle_nn::loss::cross_entropy(out, &batch.y)
+        crate::fused::cross_entropy(out, &batch.y)
     }
     fn evaluate(&self, net: &dyn Net, dev: &Device) -> Result<f64> {
         let logits = forward_chunks(net, &self.test.x, self.test.dim, dev)?;
@@ -151,7 +151,7 @@ impl Task for NextChar {
     }
     fn loss(&self, out: &Tensor, batch: &Batch) -> Result<Tensor> {
         let v = out.dim(D::Minus1)?;
-        candle_nn::loss::cross_entropy(&out.reshape(((), v))?, &batch.y.flatten_all()?)
+        crate::fused::cross_entropy(&out.reshape(((), v))?, &batch.y.flatten_all()?)
     }
     fn evaluate(&self, net: &dyn Net, dev: &Device) -> Result<f64> {
         let max = (self.held_out.len() - 1) / self.context;

@@ -7,6 +7,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use effbench_models::charlm::{CharLm, Config};
 use effbench_models::cnn::Cnn;
+use effbench_models::fused;
 use effbench_models::layers::Init;
 use effbench_models::mlp::Mlp;
 use effbench_models::rng::{self, Stream};
@@ -158,4 +159,69 @@ fn candle_max_pool2d_backward_is_wrong_and_ours_is_right() {
         }));
         assert_eq!(r.is_ok(), ours, "ours = {ours}");
     }
+}
+
+/// The fused CPU ops (`fused::linear` with and without ReLU, `fused::cross_entropy`) on
+/// their own, in f64 on the CPU (the fused path): a Linear whose input is tracked (so its
+/// input gradient is computed too), then one whose input is the data.
+#[test]
+fn fused_linear_relu_and_softmax_cross_entropy() {
+    struct Fused(effbench_models::layers::Params, [Var; 4]);
+    impl Net for Fused {
+        fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+            let [w1, b1, w2, b2] = &self.1;
+            let h = fused::linear(x, w1.as_tensor(), b1.as_tensor(), true)?;
+            fused::linear(&h, w2.as_tensor(), b2.as_tensor(), false)
+        }
+        fn params(&self) -> &effbench_models::layers::Params {
+            &self.0
+        }
+        fn forward_flops_per_sample(&self) -> u64 {
+            0
+        }
+        fn train_flops_per_sample(&self) -> u64 {
+            0
+        }
+    }
+    let vars = [randn(&[5, 6], 21), randn(&[6], 22), randn(&[6, 3], 23), randn(&[3], 24)]
+        .map(|t| Var::from_tensor(&t).unwrap());
+    let names = ["w1", "b1", "w2", "b2"];
+    let params =
+        effbench_models::layers::Params { vars: names.iter().map(|n| n.to_string()).zip(vars.clone()).collect() };
+    let net = Fused(params, vars);
+    let x = randn(&[4, 5], 25);
+    let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
+    check(&net, &|n| fused::cross_entropy(&n.forward(&x).unwrap(), &y).unwrap());
+    // The fused ops compute what candle's unfused ones do.
+    let ours = fused::cross_entropy(&net.forward(&x).unwrap(), &y).unwrap().to_scalar::<f64>().unwrap();
+    let [w1, b1, w2, b2] = &net.1;
+    let h = x.matmul(w1.as_tensor()).unwrap().broadcast_add(b1.as_tensor()).unwrap().relu().unwrap();
+    let z = h.matmul(w2.as_tensor()).unwrap().broadcast_add(b2.as_tensor()).unwrap();
+    let theirs = candle_nn::loss::cross_entropy(&z, &y).unwrap().to_scalar::<f64>().unwrap();
+    assert!((ours - theirs).abs() < 1e-12, "fused {ours} vs candle {theirs}");
+}
+
+/// The check catches a fused op with a wrong backward: the linear layer's backward without
+/// the ReLU mask, and the cross-entropy's without its 1/n. The same net and loss without a
+/// fault pass.
+#[test]
+fn the_check_catches_a_wrong_fused_backward() {
+    let mut r = rng::rng(1, Stream::Init);
+    let net = Mlp::new(&[5, 7, 3], init(&mut r)).unwrap();
+    let x = randn(&[4, 5], 2);
+    let y = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
+    check(&net, &|n| fused::cross_entropy(&n.forward(&x).unwrap(), &y).unwrap());
+    for fault in [fused::Fault::ReluMaskSkipped, fused::Fault::XentScaleSkipped] {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check(&net, &|n| {
+                let h = net_with_fault(n, &x, fault);
+                fused::with_fault(fault, || fused::cross_entropy(&h, &y)).unwrap()
+            })
+        }));
+        assert!(caught.is_err(), "{fault:?} must fail the gradient check");
+    }
+}
+
+fn net_with_fault(net: &dyn Net, x: &Tensor, fault: fused::Fault) -> Tensor {
+    fused::with_fault(fault, || net.forward(x)).unwrap()
 }
