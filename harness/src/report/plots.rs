@@ -275,9 +275,18 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
             for x in [win.t0, win.t1] {
                 c.draw_series(DashedLineSeries::new([(x, 0.0), (x, top)], 4, 3, edge))?;
             }
-            let at = EmptyElement::at((win.t0, ymax * 1.06))
-                + Text::new(win.label.clone(), (4, 0), text_style(11, HPos::Left));
-            c.draw_series([at])?;
+        }
+        // Names after every shade (a later window's shade would cover an earlier name), each
+        // only where it does not run into the previous one.
+        let mut free_from = i32::MIN;
+        for win in &t.windows {
+            let (px, _) = c.backend_coord(&(win.t0, ymax));
+            if px + 4 >= free_from {
+                free_from = px + 4 + label_width(&win.label, 11) + 4;
+                let at = EmptyElement::at((win.t0, ymax * 1.06))
+                    + Text::new(win.label.clone(), (4, 0), text_style(11, HPos::Left));
+                c.draw_series([at])?;
+            }
         }
         let (mut keys, mut named) = (Vec::new(), Vec::new());
         for (i, (d, band)) in t.domains.iter().zip(&t.bands).enumerate() {
@@ -286,10 +295,13 @@ pub fn power(w: &WorkloadReport) -> Result<String, String> {
             let style = col.stroke_width(if i == 0 { 2 } else { 1 });
             let env: Vec<(f64, f64)> = band.points.iter().flat_map(|p| [(p[0], p[1]), (p[0], p[2])]).collect();
             let tag = if est(d) { ", ESTIMATED" } else { "" };
-            if i < 2 {
-                c.draw_series(LineSeries::new(env, style))?;
-            } else {
-                c.draw_series(DashedLineSeries::new(env, 6, 3, style))?;
+            // A stretch with no reading is left blank, never bridged by a line.
+            for part in split_at_gaps(&env, x1 - x0) {
+                if i < 2 {
+                    c.draw_series(LineSeries::new(part.iter().copied(), style))?;
+                } else {
+                    c.draw_series(DashedLineSeries::new(part.iter().copied(), 6, 3, style))?;
+                }
             }
             keys.push(Key::line(format!("{d}{tag}"), style, i >= 2));
             if let Some(p) = idle.get(d) {
@@ -348,4 +360,47 @@ pub fn for_workload(w: &WorkloadReport, energy: Option<Result<String, String>>) 
         add("reduction", "reduction against the baseline", forest(w));
     }
     out
+}
+
+/// Width in pixels of `text` at font size `size` (a sans-serif's average advance, ~0.6 em).
+fn label_width(text: &str, size: u32) -> i32 {
+    (text.chars().count() as f64 * size as f64 * 0.6).ceil() as i32
+}
+
+/// `points` (in time order) cut where two neighbours lie further apart than 20 times the
+/// median spacing and 2% of the plotted `span`: no reading was taken there (another workload
+/// ran, or the meter paused), so no line may suggest one.
+fn split_at_gaps(points: &[(f64, f64)], span: f64) -> Vec<&[(f64, f64)]> {
+    let mut dts: Vec<f64> = points.windows(2).map(|w| w[1].0 - w[0].0).filter(|d| *d > 0.0).collect();
+    if dts.is_empty() {
+        return vec![points];
+    }
+    dts.sort_by(f64::total_cmp);
+    let gap = (20.0 * dts[dts.len() / 2]).max(0.02 * span);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for i in 1..points.len() {
+        if points[i].0 - points[i - 1].0 > gap {
+            parts.push(&points[start..i]);
+            start = i;
+        }
+    }
+    parts.push(&points[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod gap_tests {
+    use super::split_at_gaps;
+
+    #[test]
+    fn a_stretch_without_readings_splits_the_line_and_even_readings_do_not() {
+        let mut pts: Vec<(f64, f64)> = (0..50).map(|i| (i as f64 * 0.1, 1.0)).collect();
+        assert_eq!(split_at_gaps(&pts, 5.0).len(), 1);
+        pts.extend((0..50).map(|i| (80.0 + i as f64 * 0.1, 2.0)));
+        let parts = split_at_gaps(&pts, 85.0);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].last().unwrap().0, 4.9);
+        assert_eq!(parts[1][0].0, 80.0);
+    }
 }

@@ -67,7 +67,9 @@ pub fn intervals(
             } else {
                 c.draw_series([PathElement::new(pts, RGBColor(120, 120, 120))])?;
             }
-            let at = EmptyElement::at((*x, ytop)) + Text::new(label.clone(), (4, 8), text_style(11, HPos::Left));
+            // One line of text per reference line, so two close lines' names never overlap.
+            let dy = 8 + 14 * i as i32;
+            let at = EmptyElement::at((*x, ytop)) + Text::new(label.clone(), (4, dy), text_style(11, HPos::Left));
             c.draw_series([at])?;
         }
         let (right, _) = c.backend_coord(&(hi, 0.0));
