@@ -15,10 +15,12 @@
 //! the functions below use candle's own ops, chosen before any work is done, so a CUDA run
 //! never falls back to the CPU.
 
+pub(crate) mod matmul;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
 /// What the fused kernels need of a float type beyond candle's `WithDType`.
-trait Real: WithDType {
+pub(crate) trait Real: WithDType {
     fn exp(self) -> Self;
     fn ln(self) -> Self;
 }
@@ -110,13 +112,6 @@ fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     }
 }
 
-fn parallelism() -> gemm::Parallelism {
-    match candle_core::utils::get_num_threads() {
-        n if n > 1 => gemm::Parallelism::Rayon(n),
-        _ => gemm::Parallelism::None,
-    }
-}
-
 struct LinearAct {
     relu: bool,
     /// Mask the gradient by the ReLU in the backward (false only under `Fault`).
@@ -135,32 +130,11 @@ impl LinearAct {
         for _ in 0..n {
             y.extend_from_slice(b);
         }
-        let (xs, ws) = (xl.stride(), wl.stride());
         let (x, w) = (&x[xl.start_offset()..], &w[wl.start_offset()..]);
-        // SAFETY: the strides and sizes are the layouts' own and `y` holds n x m elements.
-        unsafe {
-            gemm::gemm(
-                n,
-                m,
-                k,
-                y.as_mut_ptr(),
-                1,
-                m as isize,
-                true,
-                x.as_ptr(),
-                xs[1] as isize,
-                xs[0] as isize,
-                w.as_ptr(),
-                ws[1] as isize,
-                ws[0] as isize,
-                T::from_f64(1.0),
-                T::from_f64(1.0),
-                false,
-                false,
-                false,
-                parallelism(),
-            );
-        }
+        let (xs, ws) = (xl.stride(), wl.stride());
+        let a = matmul::Operand { data: x, row_stride: xs[0], col_stride: xs[1] };
+        let b = matmul::Operand { data: w, row_stride: ws[0], col_stride: ws[1] };
+        matmul::accumulate(&mut y, (n, m, k), a, b)?;
         if self.relu {
             let zero = T::from_f64(0.0);
             y.iter_mut().for_each(|v| *v = if *v > zero { *v } else { zero });
