@@ -241,6 +241,8 @@ pub fn export_bundles(
         inference_spec(spec.id)?;
     }
     let dev = candle_core::Device::Cpu;
+    let most = specs.iter().map(|s| s.threads).max().unwrap_or(1);
+    crate::threads::size_pool(most).map_err(anyhow::Error::msg)?;
     let mut done = Vec::new();
     for &spec in specs {
         crate::threads::set(spec.threads);

@@ -123,6 +123,10 @@ fn measure(mut plan: RunPlan, progress: &mut dyn Progress, kept: &mut Kept) -> R
     let plan = &plan;
     let dev = plan.backend.device();
 
+    // rayon's pool, sized before any candle work to the most threads a workload uses.
+    let most = plan.workloads.iter().map(|(s, _)| plan.threads.unwrap_or(s.threads)).max().unwrap_or(1);
+    threads::size_pool(most).map_err(anyhow::Error::msg).context("sizing the CPU thread pool")?;
+
     // The GEMM peak for every thread count used, measured before the idle window so the
     // machine has settled when idle power is read.
     let mut peaks: BTreeMap<usize, f64> = BTreeMap::new();

@@ -30,6 +30,7 @@ pub fn main(args: PeakArgs) -> CliResult {
         )));
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::threads::size_pool(threads).map_err(|e| Error::bad_input(anyhow::anyhow!(e)))?;
     crate::threads::set(threads);
     let p = crate::peak::measure(&backend.device(), threads, Duration::from_secs_f64(args.secs.max(0.1)))?;
     if args.json {

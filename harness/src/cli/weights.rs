@@ -37,6 +37,7 @@ pub fn main(args: WeightsArgs) -> CliResult {
     let recipe = spec.recipe(&args.recipe)?;
     let data = DataConfig::discover(args.data_dir.as_deref());
     let dev = candle_core::Device::Cpu;
+    crate::threads::size_pool(spec.threads).map_err(|e| Error::bad_input(anyhow!(e)))?;
     crate::threads::set(spec.threads);
     let task = spec.build_task(&data)?;
     let net = spec.build_net(args.seed, &dev)?;
