@@ -3,11 +3,16 @@
 //! MLP of width 4d, a final LayerNorm and a linear head. With vocab 75, context 64, d 64,
 //! 4 heads and 2 blocks it has about 114k parameters.
 //!
-//! The softmax is `candle_nn::ops::softmax` (built from primitives, so it has a backward;
-//! `softmax_last_dim` has none) and LayerNorm is `layer_norm_slow` via `layers::LayerNorm`.
+//! On the CPU (f32/f64) the layers are the fused ops of `crate::fused`: every Linear as one
+//! GEMM onto its bias (the activations are kept as (batch·t, d) rows so that they are rank-2
+//! products; the MLP's ReLU in the same op), LayerNorm as `fused::norm` and the attention's
+//! core as `fused::attn`. Elsewhere the same functions use candle's ops: `matmul` and
+//! `broadcast_add`, `layer_norm_slow`, and `candle_nn::ops::softmax` over the masked scores
+//! (built from primitives, so it has a backward; `softmax_last_dim` has none).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
+use crate::fused;
 use crate::layers::{relu_flops, softmax_flops, Embedding, Flops, Init, LayerNorm, Linear, Params};
 use crate::task::Net;
 
@@ -100,34 +105,34 @@ impl CharLm {
         per_token * t + attention_flops(t, d, self.cfg.heads)
     }
 
-    fn attention(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let h = self.cfg.heads;
-        let dh = d / h;
-        let split = |y: Tensor| y.reshape((b, t, h, dh))?.transpose(1, 2)?.contiguous();
-        let q = split(blk.q.forward(x)?)?;
-        let k = split(blk.k.forward(x)?)?;
-        let v = split(blk.v.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
-        let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
-        let att = candle_nn::ops::softmax(&scores.broadcast_add(&mask)?, D::Minus1)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        blk.o.forward(&y)
+    /// x: (b·t, d) rows of `b` windows of `t` tokens -> (b·t, d).
+    fn attention(&self, blk: &Block, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+        let d = self.cfg.d_model;
+        let proj = |l: &Linear| linear(x, l, false)?.reshape((b, t, d));
+        let y =
+            fused::attn::causal_attention(&proj(&blk.q)?, &proj(&blk.k)?, &proj(&blk.v)?, self.cfg.heads, &self.mask)?;
+        linear(&y.reshape((b * t, d))?, &blk.o, false)
     }
+}
+
+/// `x W + b` (ReLU when `relu`) of (rows, in) x: one fused op on the CPU.
+fn linear(x: &Tensor, l: &Linear, relu: bool) -> Result<Tensor> {
+    fused::linear(x, l.weight.as_tensor(), l.bias.as_tensor(), relu)
 }
 
 impl Net for CharLm {
     /// x: (batch, t) u32 character ids, t <= context -> (batch, t, vocab) logits
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, t) = x.dims2()?;
+        let (b, t) = x.dims2()?;
+        let (d, v) = (self.cfg.d_model, self.cfg.vocab);
         let pos = self.pos.table.narrow(0, 0, t)?;
-        let mut h = self.tok.forward(x)?.broadcast_add(&pos)?;
+        let mut h = self.tok.forward(x)?.broadcast_add(&pos)?.reshape((b * t, d))?;
         for blk in &self.blocks {
-            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?)?)?;
-            let m = blk.fc2.forward(&blk.fc1.forward(&blk.ln2.forward(&h)?)?.relu()?)?;
+            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?, b, t)?)?;
+            let m = linear(&linear(&blk.ln2.forward(&h)?, &blk.fc1, true)?, &blk.fc2, false)?;
             h = (h + m)?;
         }
-        self.head.forward(&self.ln_f.forward(&h)?)
+        linear(&self.ln_f.forward(&h)?, &self.head, false)?.reshape((b, t, v))
     }
 
     fn params(&self) -> &Params {

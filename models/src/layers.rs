@@ -153,8 +153,9 @@ impl Conv2d {
     }
 }
 
-/// Layer normalisation over the last dimension, from primitives (candle_nn::ops::layer_norm
-/// has no backward).
+/// Layer normalisation over the last dimension (ε = 1e-5): `fused::norm::layer_norm`, one op
+/// each way on the CPU, and candle-nn's `layer_norm_slow`, built from primitives, elsewhere
+/// (candle_nn::ops::layer_norm has no backward).
 pub struct LayerNorm {
     pub gain: Var,
     pub shift: Var,
@@ -168,7 +169,7 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(x, &self.gain, &self.shift, 1e-5)
+        crate::fused::norm::layer_norm(x, &self.gain, &self.shift, 1e-5)
     }
 
     /// One row of d. Forward 7d + 1: two means (d each), x - μ, its square, the division by

@@ -155,7 +155,9 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
         sample_cap: 60_000,
         recipes: &[recipe!("charlm-austen-train", "baseline")],
         batch: 0,
-        threads: 2,
+        // 1 since the fused layer norm and attention (2026-12-02, bench/peers/README.md): one
+        // thread took 56 ms of CPU per step against 228 for two (candle's pool spins).
+        threads: 1,
         quick: false,
     },
     WorkloadSpec {

@@ -26,9 +26,29 @@ impl<T> Operand<'_, T> {
 /// `dst (n, m, row-major, contiguous) += a (n, k) · b (k, m)`.
 pub(crate) fn accumulate<T: Real>(
     dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Result<()> {
+    run(dst, dims, a, b, parallelism())
+}
+
+/// `accumulate` on the calling thread only (for ops that split their work over threads).
+pub(crate) fn accumulate_serial<T: Real>(
+    dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Result<()> {
+    run(dst, dims, a, b, gemm::Parallelism::None)
+}
+
+fn run<T: Real>(
+    dst: &mut [T],
     (n, m, k): (usize, usize, usize),
     a: Operand<T>,
     b: Operand<T>,
+    par: gemm::Parallelism,
 ) -> Result<()> {
     if dst.len() != n * m || a.data.len() < a.extent(n, k) || b.data.len() < b.extent(k, m) {
         candle_core::bail!("gemm: operands too small for ({n} x {k}) x ({k} x {m})");
@@ -58,7 +78,7 @@ pub(crate) fn accumulate<T: Real>(
             false,
             false,
             false,
-            parallelism(),
+            par,
         );
     }
     Ok(())

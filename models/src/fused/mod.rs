@@ -15,7 +15,9 @@
 //! the functions below use candle's own ops, chosen before any work is done, so a CUDA run
 //! never falls back to the CPU.
 
+pub mod attn;
 pub(crate) mod matmul;
+pub mod norm;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
@@ -52,6 +54,10 @@ pub enum Fault {
     ReluMaskSkipped,
     /// The cross-entropy's backward forgets the 1/n of the mean.
     XentScaleSkipped,
+    /// The layer norm's input gradient leaves out its mean term (- mean(dy·g)).
+    NormMeanSkipped,
+    /// The attention's backward passes dP through without the softmax's Jacobian.
+    AttnJacobianSkipped,
 }
 
 thread_local! {
