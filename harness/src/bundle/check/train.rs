@@ -207,7 +207,7 @@ fn counts(
     let (every, cap, batch) = sched;
     let max_fetch = (crate::backend::external::train::MAX_FETCH as u64).max(batch);
     let per = spec.units_per_sample.max(1);
-    if rep.units_processed % per != 0 {
+    if !rep.units_processed.is_multiple_of(per) {
         bad.push(format!("{} units is not a whole number of samples ({per} units each)", rep.units_processed));
     }
     let served = rep.units_processed / per;
