@@ -21,6 +21,7 @@ const CASES: &[(&str, Case)] = &[
     ("recent_runs_like_the_candidate", recent_runs_like_the_candidate),
     ("concurrent_recorders_lose_nothing", concurrent_recorders_lose_nothing),
     ("list_filters", list_filters),
+    ("divisions_and_a_version_1_store", divisions_and_a_version_1_store),
 ];
 
 fn load(p: &Path) -> (String, RunResult) {
@@ -122,6 +123,75 @@ fn list_filters(spec: &StoreSpec, tmp: &Path) {
     let trend = store.trend("digits-mlp-train", "energy_j").unwrap();
     assert_eq!(trend.len(), 4);
     assert!(trend.iter().all(|p| p.ci95[0] <= p.median && p.median <= p.ci95[1]));
+}
+
+/// A copy of the real result `src` made to look like a training run through a runner that
+/// declared division `open` and 0 parameters (synthetic: for the store's columns, not a
+/// measurement; the bundle tests use a real runner).
+fn as_runner_run(src: &Path, to: &Path) -> PathBuf {
+    std::fs::copy(src, to).unwrap();
+    util::edit_json(to, |v| {
+        v["backend"]["kind"] = "external".into();
+        v["backend"]["device"] = "host CPU (template runner)".into();
+        v["backend"]["division"] = "open".into();
+        for r in v["repeats"].as_array_mut().unwrap() {
+            r["runner_train"] = serde_json::json!({
+                "division": "open", "params": 0, "reference_params": 9610, "precision": "f32",
+                "fetches": 1, "evaluations": 1, "batch_bytes": 0, "output_bytes": 0
+            });
+        }
+    });
+    to.to_path_buf()
+}
+
+/// Each listed run's (workload, division, runner parameters), sorted.
+fn divisions(store: &Store) -> Vec<(String, Option<String>, Option<i64>)> {
+    let mut v: Vec<_> = store
+        .list(&ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| (format!("{} {}", r.workload, r.backend), r.division, r.runner_params))
+        .collect();
+    v.sort();
+    v
+}
+
+fn divisions_and_a_version_1_store(spec: &StoreSpec, tmp: &Path) {
+    let candle = util::synthetic_results(&tmp.join("c"), "digits-mlp-train.json", 1).remove(0);
+    let infer = util::synthetic_results(&tmp.join("i"), "fmnist-mlp-infer.json", 1).remove(0);
+    let runner = as_runner_run(&candle, &tmp.join("runner.json"));
+    let store = Store::open(spec).unwrap();
+    for f in [&candle, &infer, &runner] {
+        assert!(store.record_file(f, None).unwrap().1);
+    }
+    let want = vec![
+        ("digits-mlp-train cpu".to_string(), Some("closed".to_string()), None),
+        ("digits-mlp-train external:host CPU (template runner)".to_string(), Some("open".to_string()), Some(0)),
+        ("fmnist-mlp-infer cpu".to_string(), None, None),
+    ];
+    assert_eq!(divisions(&store), want);
+    let listed = store.list(&ListFilter::default()).unwrap();
+    let text = effbench::store::view::list_text(&listed);
+    assert!(text.lines().next().unwrap().contains("division"), "{text}");
+    assert!(text.lines().any(|l| l.contains("external:host CPU") && l.contains("  open  ")), "{text}");
+    let r = listed.iter().find(|r| r.division.as_deref() == Some("open")).unwrap();
+    let shown = effbench::store::view::show_text(&store.find(&r.run_id).unwrap());
+    assert!(
+        shown.contains("division: open (the runner trains 0 parameters; the reference architecture 9610)"),
+        "{shown}"
+    );
+    drop(store);
+    // The store as version 1 left it (this version's store with migration 2 taken back): the
+    // next open migrates it, and the divisions come back, the runner's from its document.
+    let mut c = match spec {
+        StoreSpec::Sqlite(p) => effbench::store::db::Conn::sqlite(p).unwrap(),
+        StoreSpec::Postgres(u) => effbench::store::db::Conn::postgres(u).unwrap(),
+    };
+    c.batch("ALTER TABLE runs DROP COLUMN division; ALTER TABLE runs DROP COLUMN runner_params; DELETE FROM effbench_migrations WHERE version = 2").unwrap();
+    drop(c);
+    let store = Store::open(spec).unwrap();
+    assert_eq!(divisions(&store), want);
+    assert_eq!(store.list(&ListFilter::default()).unwrap().len(), 3);
 }
 
 #[test]
@@ -270,7 +340,7 @@ fn postgres_suite() {
     let e = Store::open(&spec).err().unwrap();
     assert!(e.to_string().contains("schema version 99"), "{e}");
     let n: i64 = c.query_one("SELECT count(*) FROM effbench_migrations", &[]).unwrap().get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, effbench::store::schema::VERSION + 1, "every migration and the future row, nothing more");
     // No password ever reaches a message.
     let e =
         Store::open(&StoreSpec::Postgres(format!("postgres://effbench:sekrit@127.0.0.1:{}/nonexistent", server.port)))

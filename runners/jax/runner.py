@@ -30,6 +30,37 @@ class ProtocolError(Exception):
     """effbench sent something the runner cannot use; the runner refuses or stops."""
 
 
+PLATFORMS = ("cpu", "cuda")
+
+
+def select_platform():
+    """The JAX platform, from EFFBENCH_JAX_PLATFORM (runner.toml's `env`, or effbench's own
+    environment): `cpu` (default) or `cuda`. JAX_PLATFORMS is set to exactly that, so JAX never
+    falls back to another. Returns (platform, device name, energy domain); with `cuda` and no
+    CUDA device JAX can use, a ProtocolError: the run stops, it never goes on on the CPU."""
+    p = (os.environ.get("EFFBENCH_JAX_PLATFORM") or "cpu").strip().lower()
+    if p not in PLATFORMS:
+        raise ProtocolError("EFFBENCH_JAX_PLATFORM=%r: this runner runs on %s" % (p, " or ".join(PLATFORMS)))
+    os.environ["JAX_PLATFORMS"] = p
+    if p == "cpu":
+        return p, "XLA cpu", "cpu"
+    try:
+        import jax
+        dev = jax.devices("cuda")[0]
+    except Exception as e:  # jax raises RuntimeError, or a bare AssertionError, without one
+        try:
+            why = "%s: %s" % (type(e).__name__, e) if str(e) else "jax-cuda13-plugin %s installed" % (
+                metadata.version("jax-cuda13-plugin"))
+        except metadata.PackageNotFoundError:
+            why = "jax-cuda13-plugin is not installed"
+        raise ProtocolError(
+            "EFFBENCH_JAX_PLATFORM=cuda, but JAX %s finds no CUDA device (%s); install the CUDA build with "
+            "`bash runners/jax/setup.sh --cuda` on a machine with an NVIDIA GPU and driver, or set "
+            "EFFBENCH_JAX_PLATFORM=cpu" % (metadata.version("jax"), why)) from e
+    log("JAX platform cuda: %s (device %d)" % (dev.device_kind, dev.id))
+    return p, "XLA cuda %s" % dev.device_kind, "gpu:%d" % dev.id
+
+
 def configure_threads(threads):
     """Honour `threads` before jax is imported: XLA sizes its pools once, from the schedulable
     CPUs and XLA_FLAGS (as bench/peers/jax_steps.py)."""
@@ -117,12 +148,12 @@ class Runner:
     def hello(self, msg):
         if PROTOCOL not in (msg.get("protocol") or []):
             raise ProtocolError("effbench speaks protocol %r; this runner speaks %d" % (msg.get("protocol"), PROTOCOL))
-        platform = os.environ.get("JAX_PLATFORMS", "cpu")
+        platform, device, domain = select_platform()
         jax_v = metadata.version("jax")
         return {"protocol": PROTOCOL, "minor": MINOR, "ops": ["train"],
                 "runner": "effbench-jax-runner 0.1 (jax %s, optax %s)" % (jax_v, metadata.version("optax")),
                 "vendor": "effbench (JAX reference)",
-                "device": {"name": "XLA %s" % platform, "domain": "cpu" if platform == "cpu" else "accel:0"},
+                "device": {"name": device, "domain": domain},
                 "driver": "jaxlib %s" % metadata.version("jaxlib"), "precisions": ["f32"], "telemetry": ["busy_s"]}
 
     def train_load(self, msg):

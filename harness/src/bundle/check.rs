@@ -6,6 +6,7 @@
 mod energy;
 mod refs;
 mod result;
+mod train;
 mod wall;
 
 pub use energy::{integrate, DomainSum, Segment, Trace};

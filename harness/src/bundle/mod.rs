@@ -12,9 +12,12 @@
 //!     <workload>.json          the result file, byte for byte
 //!     <workload>.trace.csv     the meter's trace (every repeat's window, labelled repeat-<seed>)
 //!     <workload>.wall.csv      the wall meter's samples (--meter ptd://), where present
-//!     <workload>.runner.log    the runner's stderr (--backend external:), where present
+//!     <workload>.runner.log    the runner's stderr (--backend external:); required for
+//!                              training through a runner
 //!     recipe.toml              the training recipe the result names (its SHA-256 is re-derived)
-//!     export/<workload>/       for runner runs: the ONNX model, inputs and reference outputs
+//!     export/<workload>/       for runner inference runs: the ONNX model, inputs and reference
+//!                              outputs (a runner training run trains its own model: no export;
+//!                              its `runner_train` counts are re-derived instead, check/train.rs)
 //! ```
 //!
 //! A bundle is hostile input ([`fsafe`], [`archive`]): no path outside it is followed, links

@@ -140,7 +140,8 @@ pub fn archive_path(out: &Path) -> PathBuf {
 }
 
 /// The result file and what belongs to it: trace, wall samples, runner log (same stem, same
-/// directory), the recipe, and for runner runs the exported model.
+/// directory), the recipe, and for runner inference runs the exported model (a runner
+/// training run has none: the runner trains its own model; its log is required instead).
 fn copy_run(src: &Path, r: &RunResult, workload: &str, dest: &Path) -> Result<(), BundleError> {
     let dir = src.parent().unwrap_or(Path::new("."));
     let stem = src.file_stem().map_or(workload.to_string(), |s| s.to_string_lossy().into_owned());
@@ -168,7 +169,21 @@ fn copy_run(src: &Path, r: &RunResult, workload: &str, dest: &Path) -> Result<()
         let to = dest.join("recipe.toml");
         std::fs::write(&to, text).map_err(BundleError::io(&to))?;
     }
-    if r.backend.kind == "external" {
+    let training = r.workload.kind == crate::result::WorkloadKind::Train;
+    if r.backend.kind == "external" && training {
+        // Training through a runner: the runner's model is its own, so there is nothing of
+        // effbench's to export; what the checker needs is the result, its trace and recipe,
+        // and the runner's log (what it said while effbench served and scored it).
+        let log = dir.join(format!("{stem}.runner.log"));
+        if !log.is_file() {
+            return Err(BundleError::Input(format!(
+                "{} is a training run through a runner, but its runner log {} is missing; a bundle carries it \
+                 (submit the result directory `effbench run` wrote)",
+                src.display(),
+                log.display()
+            )));
+        }
+    } else if r.backend.kind == "external" {
         let spec = crate::export::inference_spec(&r.workload.id).map_err(|e| BundleError::Input(e.to_string()))?;
         let data = effbench_models::data::DataConfig::discover(None);
         let weights = effbench_models::infer::default_weights_dir();

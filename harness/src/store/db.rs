@@ -24,6 +24,11 @@ impl From<i64> for Param {
         Param::Int(Some(v))
     }
 }
+impl From<Option<i64>> for Param {
+    fn from(v: Option<i64>) -> Param {
+        Param::Int(v)
+    }
+}
 impl From<f64> for Param {
     fn from(v: f64) -> Param {
         Param::Real(Some(v))

@@ -86,6 +86,17 @@ pub fn repeat_numbers(repeat: &crate::result::Repeat) -> Vec<(String, f64)> {
     out
 }
 
+/// The division a training run competes in and its runner's parameter count: `closed` for
+/// effbench's own backends (the reference architecture), the runner's declaration otherwise;
+/// `None` for inference.
+pub fn division(r: &RunResult) -> (Option<String>, Option<i64>) {
+    if r.workload.kind != crate::result::WorkloadKind::Train {
+        return (None, None);
+    }
+    let params = r.repeats.iter().find_map(|x| x.runner_train.as_ref().and_then(|t| t.params));
+    (Some(r.backend.division().to_string()), params.map(|p| p.min(i64::MAX as u64) as i64))
+}
+
 /// Rows per multi-row `INSERT`: a few statements per document instead of one per number (a
 /// round trip each to PostgreSQL), well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 200;
@@ -111,6 +122,7 @@ fn insert_rows(conn: &mut Conn, table: &str, rows: Vec<Vec<Param>>) -> Result<()
 pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool> {
     let r = doc.result;
     let valid = r.repeats.iter().filter(|x| crate::validity::is_valid(r, x)).count();
+    let (division, runner_params) = division(r);
     let row: Vec<Param> = vec![
         sha256.into(),
         run_id(sha256).into(),
@@ -137,13 +149,15 @@ pub fn insert(conn: &mut Conn, doc: &Document<'_>, sha256: &str) -> Result<bool>
         r.schema.as_str().into(),
         r.effbench_version.as_str().into(),
         super::timestamp(chrono::Utc::now()).into(),
+        division.into(),
+        runner_params.into(),
     ];
     let n = conn.execute(
         "INSERT INTO runs (sha256, run_id, path, workload, workload_kind, recipe_name, recipe_sha256, backend, \
          backend_kind, backend_device, precision_, hostname, system_class, cpu_model, logical_cores, accelerators, \
          git_commit, created_at, planted_slowdown, provenance, repeats, valid_repeats, schema_, effbench_version, \
-         recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT (sha256) DO NOTHING",
+         recorded_at, division, runner_params) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT (sha256) DO NOTHING",
         &row,
     )?;
     if n == 0 {

@@ -80,6 +80,11 @@ pub struct ListedRun {
     pub recipe: String,
     pub recipe_sha256: String,
     pub backend: String,
+    /// Training: `closed` (the reference architecture) or `open` (a runner's own model); `None`
+    /// for inference.
+    pub division: Option<String>,
+    /// Training through a runner: the runner's trainable parameter count, where it gave one.
+    pub runner_params: Option<i64>,
     pub hostname: String,
     pub system_class: String,
     pub git_commit: Option<String>,
@@ -96,7 +101,8 @@ pub fn list(conn: &mut Conn, f: &ListFilter) -> Result<Vec<ListedRun>> {
     let limit = f.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(i64::MAX as usize) as i64;
     let rows = conn.query(
         "SELECT run_id, created_at, workload, recipe_name, recipe_sha256, backend, hostname, system_class, \
-         git_commit, repeats, valid_repeats, provenance, planted_slowdown, path, sha256 FROM runs \
+         git_commit, repeats, valid_repeats, provenance, planted_slowdown, path, sha256, division, runner_params \
+         FROM runs \
          WHERE (CAST($1 AS TEXT) IS NULL OR workload = $1) \
          AND (CAST($2 AS TEXT) IS NULL OR hostname = $2 OR system_class = $2) \
          AND (CAST($3 AS TEXT) IS NULL OR created_at >= $3) ORDER BY created_at DESC, sha256 LIMIT $4",
@@ -111,6 +117,8 @@ pub fn list(conn: &mut Conn, f: &ListFilter) -> Result<Vec<ListedRun>> {
             recipe: text(r, 3),
             recipe_sha256: text(r, 4),
             backend: text(r, 5),
+            division: r[15].text().map(str::to_string),
+            runner_params: r[16].int(),
             hostname: text(r, 6),
             system_class: text(r, 7),
             git_commit: r[8].text().map(str::to_string),

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::db::{Conn, Dialect};
 
 /// The schema version this effbench writes and reads.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Migration `i + 1`: the statements that take a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -81,7 +81,38 @@ CREATE TABLE sources (
     PRIMARY KEY (run_sha256, position)
 )
 "#,
+    // 2: the division a training run competes in (`closed`: the reference architecture;
+    // `open`: the runner's own model) and the runner's trainable parameter count, for training
+    // through a runner (Runner Protocol v1.1). NULL for inference. Rows of version 1: effbench's
+    // own backends train the reference architecture (closed); a runner's training run gets
+    // its division from its stored document ([`backfill_division`]).
+    r#"
+ALTER TABLE runs ADD COLUMN division TEXT;
+ALTER TABLE runs ADD COLUMN runner_params BIGINT;
+UPDATE runs SET division = 'closed' WHERE workload_kind = 'train' AND backend_kind <> 'external'
+"#,
 ];
+
+/// Migration 2's rows that SQL cannot fill alike in both databases (their JSON functions
+/// differ): training runs through a runner, whose division and parameter count are read from
+/// their stored documents.
+fn backfill_division(conn: &mut Conn) -> Result<()> {
+    let rows = conn.query(
+        "SELECT r.sha256, d.document FROM runs r JOIN documents d ON d.sha256 = r.sha256 \
+         WHERE r.workload_kind = 'train' AND r.backend_kind = 'external' AND r.division IS NULL",
+        &[],
+    )?;
+    for row in rows {
+        let (Some(sha), Some(doc)) = (row[0].text(), row[1].text()) else { continue };
+        let Ok(r) = crate::result::RunResult::from_json(doc, std::path::Path::new(sha)) else { continue };
+        let (division, params) = super::index::division(&r);
+        conn.execute(
+            "UPDATE runs SET division = $1, runner_params = $2 WHERE sha256 = $3",
+            &[division.into(), params.into(), sha.into()],
+        )?;
+    }
+    Ok(())
+}
 
 /// A store written by a newer effbench.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +175,9 @@ pub fn migrate(conn: &mut Conn, store: &str) -> Result<()> {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             let version = i as i64 + 1;
             conn.batch(sql).with_context(|| format!("applying the store's migration {version}"))?;
+            if version == 2 {
+                backfill_division(conn).context("applying the store's migration 2 (divisions of runner runs)")?;
+            }
             conn.execute(
                 "INSERT INTO effbench_migrations (version, applied_at, effbench_version) VALUES ($1, $2, $3)",
                 &[version.into(), super::timestamp(chrono::Utc::now()).into(), env!("CARGO_PKG_VERSION").into()],

@@ -122,7 +122,7 @@ fn a_newer_schema_is_refused_untouched() {
     let before = std::fs::read(&path).unwrap();
     let e = Store::open(&StoreSpec::Sqlite(path.clone())).err().unwrap();
     assert_eq!(e.exit(), crate::error::Exit::BadInput);
-    assert!(e.to_string().contains("schema version 99, newer than the 1"), "{e}");
+    assert!(e.to_string().contains("schema version 99, newer than the 2"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 

@@ -31,20 +31,21 @@ pub fn list_text(runs: &[ListedRun]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<12}  {:<20}  {:<24}  {:<10}  {:<8}  {:<24}  {:>7}  {:<10}  path",
-        "run", "created (UTC)", "workload", "recipe", "backend", "system", "valid", "energy"
+        "{:<12}  {:<20}  {:<24}  {:<10}  {:<8}  {:<8}  {:<24}  {:>7}  {:<10}  path",
+        "run", "created (UTC)", "workload", "recipe", "backend", "division", "system", "valid", "energy"
     );
     for r in runs {
         let created = r.created_at.get(..19).unwrap_or(&r.created_at).replace('T', " ");
         let planted = r.planted_slowdown.filter(|p| *p > 0.0).map_or(String::new(), |p| format!(" [planted +{p}]"));
         let _ = writeln!(
             s,
-            "{:<12}  {:<20}  {:<24}  {:<10}  {:<8}  {:<24}  {:>7}  {:<10}  {}{planted}",
+            "{:<12}  {:<20}  {:<24}  {:<10}  {:<8}  {:<8}  {:<24}  {:>7}  {:<10}  {}{planted}",
             r.run_id,
             created,
             r.workload,
             r.recipe,
             r.backend,
+            r.division.as_deref().unwrap_or("-"),
             r.system_class,
             format!("{}/{}", r.valid_repeats, r.repeats),
             provenance(&r.provenance),
@@ -65,6 +66,15 @@ pub fn show_text(run: &StoredRun) -> String {
     let _ = writeln!(s, "workload: {} ({})", r.workload.id, kind.unwrap_or_default());
     let _ = writeln!(s, "recipe: {} (sha256 {})", r.recipe.name, r.recipe.sha256);
     let _ = writeln!(s, "backend: {}", super::backend_key(&r.backend.kind, &r.backend.device));
+    if let (Some(division), params) = super::index::division(r) {
+        let reference = r.repeats.iter().find_map(|x| x.runner_train.as_ref().map(|t| t.reference_params));
+        let runner = match (params, reference) {
+            (Some(p), Some(re)) => format!(" (the runner trains {p} parameters; the reference architecture {re})"),
+            (None, Some(re)) => format!(" (the runner gave no parameter count; the reference architecture {re})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "division: {division}{runner}");
+    }
     let _ = writeln!(s, "system: {} on {}", super::system_class(&r.system), r.system.hostname);
     let _ = writeln!(s, "energy: {}", provenance(crate::run::energy_label(&r.energy_sources)));
     if let Some(p) = r.planted_slowdown.filter(|p| *p > 0.0) {

@@ -41,8 +41,10 @@ pub(super) fn recipe(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut V
     }
 }
 
+/// An inference run through a runner: the exported model and references it was checked
+/// against (training through a runner: see [`super::train`]).
 pub(super) fn runner(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
-    if r.backend.kind != "external" {
+    if r.backend.kind != "external" || r.workload.kind == WorkloadKind::Train {
         return;
     }
     let edir = format!("{dir}/export/{}", r.workload.id);

@@ -5,7 +5,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::energy::{self, Trace};
-use super::{refs, wall};
+use super::{refs, train, wall};
 use super::{CheckOptions, Feedback, Finding};
 use crate::bundle::fsafe;
 use crate::result::RunResult;
@@ -60,6 +60,7 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
     wall::wall(ctx, &r, rel, dir, out);
     refs::recipe(ctx, &r, rel, dir, out);
     refs::runner(ctx, &r, rel, dir, out);
+    train::training(ctx, &r, rel, dir, out);
     refs::convergence(ctx, &r, rel, out);
     refs::feedback(ctx, &r, rel, out)
 }
