@@ -112,7 +112,7 @@ fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
 #[test]
 fn a_runner_without_reuse_batches_gets_a_fresh_file_pair_per_fetch() {
     let dir = tmp("fresh");
-    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_FRESH = \"1\""), "1", None);
+    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_FRESH = \"1\""), "2", None);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     check_counts(&r, |fetches| 2 * fetches);
 }
