@@ -91,11 +91,35 @@ fn assert_failed(r: &Ran, code: i32, mode: &str, what: &[&str]) {
     }
 }
 
+/// The template's log line at each repeat's end: how many distinct batch file paths it read.
+fn batch_paths(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| l.split("batch files at ").nth(1))
+        .map(|t| t.split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
+    // The template's hello lists `reuse_batches`: one x and one y file per repeat, rewritten
+    // in place at every fetch; every count below is effbench's all the same.
     let dir = tmp("ok");
     let r = run(dir.path(), &toml(dir.path(), "", 60.0), "2", None);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    check_counts(&r, |_| 2);
+}
+
+#[test]
+fn a_runner_without_reuse_batches_gets_a_fresh_file_pair_per_fetch() {
+    let dir = tmp("fresh");
+    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_FRESH = \"1\""), "2", None);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    check_counts(&r, |fetches| 2 * fetches);
+}
+
+/// Everything effbench counted in a conformant run, and the batch paths the runner read per
+/// repeat (`paths(fetches)`).
+fn check_counts(r: &Ran, paths: impl Fn(u64) -> u64) {
     let res = r.result();
     assert_eq!(res.backend.kind, "external");
     assert_eq!(res.backend.division.as_deref(), Some("open"));
@@ -130,6 +154,8 @@ fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
     // A v1.1 file reads back, and the work directory is gone.
     let log = std::fs::read_to_string(r.dir.join(format!("{WORKLOAD}.runner.log"))).unwrap();
     assert!(log.contains("done at fetch") && log.contains("target"), "{log}");
+    let want: Vec<u64> = res.repeats.iter().map(|rep| paths(rep.runner_train.as_ref().unwrap().fetches)).collect();
+    assert_eq!(batch_paths(&log), want, "{log}");
 }
 
 #[test]
@@ -141,6 +167,12 @@ fn a_runner_without_the_train_op_is_refused_before_any_work() {
 
 #[test]
 fn bad_fetches_stop_the_run_naming_the_message() {
+    // The template rewrites batch files in place (`reuse_batches`): every index is checked on
+    // that path too; and once on the fresh-file path.
+    let dir = tmp("fresh-out-of-range");
+    let t = toml_env(dir.path(), "out-of-range", 60.0, ", TEMPLATE_FRESH = \"1\"");
+    let r = run(dir.path(), &t, "2", None);
+    assert_failed(&r, 5, "out-of-range", &["index 1437 is out of range", "run cut short: 0 of 2 repeats"]);
     for (mode, what) in [
         ("out-of-range", "index 1437 is out of range"),
         ("non-integer", "index 1.5 is out of range or not an integer"),

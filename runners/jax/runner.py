@@ -80,8 +80,9 @@ def configure_threads(threads):
     trainer = module
 
 
-def read_tensor(decl, what, dtype, row, rows=None):
-    """A tensor file effbench named: checked dtype, row shape, row count and size before reading."""
+def check_tensor(decl, what, dtype, row, rows=None):
+    """A tensor file effbench named, checked (dtype, row shape, row count, size) before reading:
+    returns (path, shape, bytes)."""
     if not isinstance(decl, dict):
         raise ProtocolError("%s: expected a tensor {path, dtype, shape}, got %r" % (what, decl))
     path, shape = decl.get("path"), decl.get("shape")
@@ -93,15 +94,40 @@ def read_tensor(decl, what, dtype, row, rows=None):
         raise ProtocolError("%s: shape %r, expected %s" % (what, shape, want))
     if not isinstance(path, str):
         raise ProtocolError("%s: path %r is not a string" % (what, path))
-    want = math.prod(shape) * 8 if dtype == "int64" else math.prod(shape) * 4
+    want = math.prod(shape) * (8 if dtype == "int64" else 4)
     try:
         size = os.stat(path).st_size
-        if size != want:
-            raise ProtocolError("%s: %s has %d bytes, shape %r of %s needs %d" % (what, path, size, shape, dtype, want))
+    except OSError as e:
+        raise ProtocolError("%s: cannot read %s: %s" % (what, path, e)) from e
+    if size != want:
+        raise ProtocolError("%s: %s has %d bytes, shape %r of %s needs %d" % (what, path, size, shape, dtype, want))
+    return path, shape, want
+
+
+def read_tensor(decl, what, dtype, row, rows=None):
+    """A tensor file effbench named, checked, read into a new array."""
+    path, shape, _ = check_tensor(decl, what, dtype, row, rows)
+    try:
         import numpy as np
         return np.fromfile(path, dtype=NP[dtype], count=math.prod(shape)).reshape(shape)
     except OSError as e:
         raise ProtocolError("%s: cannot read %s: %s" % (what, path, e)) from e
+
+
+def read_into(decl, what, dtype, row, rows, buf):
+    """A batch file, checked, read into the first `rows` rows of the preallocated array `buf`
+    (one copy, no allocation: a fresh 6.4 MB array per fetch costs its page faults); returns
+    that view, valid until the next read into `buf`."""
+    path, shape, want = check_tensor(decl, what, dtype, row, rows)
+    view = buf[:shape[0]]
+    try:
+        with open(path, "rb", buffering=0) as f:
+            got = f.readinto(memoryview(view).cast("B"))
+    except OSError as e:
+        raise ProtocolError("%s: cannot read %s: %s" % (what, path, e)) from e
+    if got != want:
+        raise ProtocolError("%s: read %d bytes of %s, expected %d" % (what, got, path, want))
+    return view
 
 
 class Wire:
@@ -154,7 +180,9 @@ class Runner:
                 "runner": "effbench-jax-runner 0.1 (jax %s, optax %s)" % (jax_v, metadata.version("optax")),
                 "vendor": "effbench (JAX reference)",
                 "device": {"name": device, "domain": domain},
-                "driver": "jaxlib %s" % metadata.version("jaxlib"), "precisions": ["f32"], "telemetry": ["busy_s"]}
+                "driver": "jaxlib %s" % metadata.version("jaxlib"), "precisions": ["f32"], "telemetry": ["busy_s"],
+                # Batch files rewritten in place: this runner reads each before its next fetch.
+                "features": ["reuse_batches"]}
 
     def train_load(self, msg):
         configure_threads(int(msg.get("threads") or 0))
@@ -171,6 +199,12 @@ class Runner:
         if self.max_fetch < 1:
             raise ProtocolError("max_fetch %r: must be at least 1" % msg.get("max_fetch"))
         self.seed = int(msg.get("seed") or 0)
+        # effbench rewrites one file per slot in place (our hello asked for it); an effbench
+        # that does not know the feature sends fresh files, which the runner deletes once read.
+        self.reuse = msg.get("batch_files") == "reuse"
+        import numpy as np
+        self.bufs = [np.empty((self.max_fetch,) + tuple(net.x_row), net.x_dtype),
+                     None if net.y_row is None else np.empty((self.max_fetch,) + tuple(net.y_row), np.int64)]
         self.every = int(msg.get("every_samples") or 0)
         self.cap = int(msg.get("sample_cap") or 0)
         t0 = time.perf_counter()
@@ -257,17 +291,17 @@ class Runner:
     # ---- the runner's own requests during train
     def fetch(self, idx):
         """Ask effbench for the rows `idx` (in pieces of at most max_fetch); None once done."""
+        import numpy as np
+        idx = np.asarray(idx)
         xs, ys = [], []
         for s in range(0, len(idx), self.max_fetch):
-            part = [int(i) for i in idx[s:s + self.max_fetch]]
-            got = self.fetch_part(part)
+            got = self.fetch_part(idx[s:s + self.max_fetch].tolist())
             if got is None:
                 return None
-            xs.append(got[0])
-            ys.append(got[1])
-        if len(xs) == 1:
-            return xs[0], ys[0]
-        import numpy as np
+            if len(idx) <= self.max_fetch:
+                return got
+            xs.append(got[0].copy())  # the next part reuses the buffers
+            ys.append(None if got[1] is None else got[1].copy())
         return np.concatenate(xs), (None if ys[0] is None else np.concatenate(ys))
 
     def fetch_part(self, part):
@@ -291,10 +325,12 @@ class Runner:
 
     def batch_files(self, msg, n):
         net = self.session.net
-        x = read_tensor(msg.get("x"), "fetch reply x", net.x_dtype, net.x_row, n)
+        x = read_into(msg.get("x"), "fetch reply x", net.x_dtype, net.x_row, n, self.bufs[0])
         y = None
         if net.y_row is not None:
-            y = read_tensor(msg.get("y"), "fetch reply y", "int64", net.y_row, n)
+            y = read_into(msg.get("y"), "fetch reply y", "int64", net.y_row, n, self.bufs[1])
+        if self.reuse:
+            return x, y  # effbench rewrites them at the next fetch and deletes them at the end
         for d in (msg.get("x"), msg.get("y")):
             if isinstance(d, dict) and isinstance(d.get("path"), str):
                 try:

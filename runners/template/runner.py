@@ -128,6 +128,10 @@ class Model:
 # too-many, non-integer, empty, bad-shape, nan, no-evaluate, crash, early, fetch-after-done,
 # no-train (a v1 runner's hello), zeros (a model that never learns: the cap is reached).
 HOSTILE = os.environ.get("TEMPLATE_HOSTILE", "")
+# Batch files rewritten in place (the `reuse_batches` feature, on by default): effbench then
+# writes one x file and one y file per repeat instead of a fresh pair per fetch. FRESH=1 asks
+# for v1.1's fresh files (effbench's tests run both).
+FRESH = os.environ.get("TEMPLATE_FRESH", "") == "1"
 CRASH_REPEAT = int(os.environ.get("TEMPLATE_CRASH_REPEAT", "0"))  # mode crash: in this repeat
 
 
@@ -160,6 +164,8 @@ class Runner:
             "precisions": d.precisions,
             "telemetry": ["busy_s", "h2d_bytes", "d2h_bytes"],
             **({} if HOSTILE == "no-train" else {"minor": MINOR, "ops": ["infer", "train"]}),
+            # Read every batch before the next fetch and never delete it: effbench rewrites it.
+            **({} if FRESH else {"features": ["reuse_batches"]}),
         }
 
     def load(self, msg):
@@ -225,6 +231,7 @@ class Runner:
     # ---- training (protocol v1.1)
     def train_load(self, msg):
         self.load_msg = msg
+        self.reuse = msg.get("batch_files") == "reuse"  # what effbench will do
         self.train_samples = msg["train_samples"]
         self.max_fetch = msg["max_fetch"]
         self.batch = int(msg["recipe"].get("batch_size", 32))
@@ -278,7 +285,9 @@ class Runner:
     def _read(self, t, code):
         with open(t["path"], "rb") as f:
             a = array.array(code, f.read())
-        os.unlink(t["path"])  # effbench would delete it at the next fetch anyway
+        self.paths.add(t["path"])
+        if not self.reuse:
+            os.unlink(t["path"])  # effbench would delete it at the next fetch anyway
         self.h2d_bytes += len(a) * a.itemsize
         return a
 
@@ -286,6 +295,7 @@ class Runner:
         """One repeat: fetch batches of the recipe's size from a seeded shuffle, step, until
         effbench answers done. The reply carries only the runner's own counters."""
         self.model.reset(msg["seed"])
+        self.paths = set()
         rng = random.Random(msg["seed"])
         order = list(range(self.train_samples))
         steps = 0
@@ -301,6 +311,7 @@ class Runner:
                     return {"steps": steps, "reached": True, "samples": 999999}
                 got = self.fetch(idx)
                 if got is None:
+                    log("train: %d steps, batch files at %d paths" % (steps, len(self.paths)))
                     if HOSTILE == "fetch-after-done":
                         self.fetch([0])
                     return {"steps": steps, "busy_s": self.busy_s}

@@ -112,6 +112,7 @@ impl Trainer {
             recipe: serde_json::to_value(&recipe.recipe)?,
             seed: 0,
             threads,
+            batch_files: None,
         };
         let loaded = runner.train_load(load)?;
         Ok(Trainer {

@@ -139,7 +139,15 @@ pub struct TrainLoad {
     pub recipe: serde_json::Value,
     pub seed: u64,
     pub threads: usize,
+    /// `"reuse"` when the runner's `hello` listed `reuse_batches` in `features`: each batch
+    /// slot is one file, rewritten in place at every fetch. Absent: a fresh file pair per fetch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_files: Option<String>,
 }
+
+/// The `hello` feature by which a training runner asks for batch files rewritten in place.
+pub const REUSE_BATCHES: &str = "reuse_batches";
+
 impl Op {
     pub fn name(&self) -> &'static str {
         match self {
@@ -204,6 +212,10 @@ pub struct HelloReply {
     /// v1.1: the ops it supports; absent means `["infer"]` (a v1 runner).
     #[serde(default)]
     pub ops: Option<Vec<String>>,
+    /// v1.1: optional behaviours the runner asks for; effbench knows [`REUSE_BATCHES`] and
+    /// ignores the rest.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 impl HelloReply {
@@ -315,6 +327,10 @@ mod tests {
         let h11 = h.replace(r#""precisions""#, r#""minor":1,"ops":["train"],"precisions""#);
         let v11: HelloReply = serde_json::from_str(&h11).unwrap();
         assert!(v11.supports("train") && !v11.supports("infer") && v11.minor == 1);
+        assert!(v11.features.is_empty());
+        let f: HelloReply =
+            serde_json::from_str(&h11.replace(r#""ops""#, r#""features":["reuse_batches","x"],"ops""#)).unwrap();
+        assert_eq!(f.features, ["reuse_batches", "x"]);
     }
 
     #[test]

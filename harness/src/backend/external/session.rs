@@ -44,6 +44,8 @@ pub struct RunnerSession {
     pub(super) outputs: PathBuf,
     pub(super) own: BTreeSet<String>,
     pub(super) next_file: u64,
+    /// Training: batch files rewritten in place (the runner's `hello` lists `reuse_batches`).
+    pub(super) reuse_batches: bool,
 }
 
 /// A pass whose issues are sent: (request id, output path, rows) per issue.
@@ -104,6 +106,7 @@ impl RunnerSession {
             outputs,
             own: BTreeSet::from(["outputs".to_string()]),
             next_file: 0,
+            reuse_batches: false,
         })
     }
 

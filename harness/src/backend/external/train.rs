@@ -11,16 +11,19 @@
 //! ```
 //!
 //! Files (in WORK): `batches/b<N>.x.bin` / `.y.bin` (effbench deletes each at the next fetch;
-//! the runner may delete them first), `outputs/e<id>.bin` (the runner's evaluation output,
-//! read and deleted by effbench), `eval_inputs.bin` (held-out inputs, no labels).
+//! the runner may delete them first), or with the `reuse_batches` feature `batches/x.bin` /
+//! `y.bin`, rewritten in place at every fetch (see [`Batches`]); `outputs/e<id>.bin` (the
+//! runner's evaluation output, read and deleted by effbench), `eval_inputs.bin` (held-out
+//! inputs, no labels).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use effbench_models::served::Served;
+use effbench_models::served::{batch_len, Decl, Served};
 use effbench_models::train::Target;
 
 use super::process::Incoming;
-use super::proto::{EvaluateReply, Op, TensorFile, TrainLoad, TrainLoadReply, TrainReply};
+use super::proto::{EvaluateReply, Op, TensorFile, TrainLoad, TrainLoadReply, TrainReply, REUSE_BATCHES};
 use super::session::{list, RunnerSession};
 use super::RunnerError;
 
@@ -59,7 +62,9 @@ pub struct TrainRun {
 impl RunnerSession {
     /// `train_load` (startup watchdog). A runner whose `hello` lacks the `train` op is refused
     /// first: the caller checks [`super::proto::HelloReply::supports`].
-    pub fn train_load(&mut self, load: TrainLoad) -> Result<TrainLoadReply, RunnerError> {
+    pub fn train_load(&mut self, mut load: TrainLoad) -> Result<TrainLoadReply, RunnerError> {
+        self.reuse_batches = self.hello().features.iter().any(|f| f == REUSE_BATCHES);
+        load.batch_files = self.reuse_batches.then(|| "reuse".to_string());
         std::fs::create_dir(self.work.join("batches"))
             .map_err(|e| self.proc.fail(format!("cannot create {}/batches: {e}", self.work.display())))?;
         self.own.insert("batches".into());
@@ -90,8 +95,8 @@ impl RunnerSession {
         let (every, cap) = (feed.target.every_samples.max(1), feed.target.sample_cap);
         let mut run = TrainRun::default();
         let mut next_eval = every;
-        let (mut idx, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
-        let mut last: Vec<PathBuf> = Vec::new();
+        let mut idx = Vec::new();
+        let mut batches = Batches::new(self.reuse_batches);
         loop {
             let (id, value) = match self.proc.next_message(self.cfg.timeout, &awaited)? {
                 Incoming::Reply { re, value } if re == train_id => {
@@ -109,7 +114,7 @@ impl RunnerSession {
                         .fail(format!("unknown request `{op}` during `train`; runners send only `fetch`")))
                 }
             };
-            remove_all(&mut last);
+            batches.fetched();
             if let Some(reason) = run.done {
                 return Err(self.proc.fail(format!(
                     "the runner sent `fetch` (id {id}) after effbench answered done ({reason}); it must reply to `train` then"
@@ -137,34 +142,18 @@ impl RunnerSession {
                     continue;
                 }
             }
-            x.clear();
-            y.clear();
-            feed.data.write_batch(&idx, &mut x, &mut y);
-            self.next_file += 1;
+            let mut reply = batches.write(self, feed.data, &idx)?;
             let n = idx.len();
-            let xd = feed.data.x();
-            let mut x_shape = vec![n];
-            x_shape.extend(&xd.tail);
-            let mut reply = serde_json::json!({
-                "x": self.batch_file(&format!("b{}.x.bin", self.next_file), &x, xd.dtype.name(), x_shape, &mut last)?,
-            });
-            if let Some(yd) = feed.data.y() {
-                let mut y_shape = vec![n];
-                y_shape.extend(&yd.tail);
-                let f =
-                    self.batch_file(&format!("b{}.y.bin", self.next_file), &y, yd.dtype.name(), y_shape, &mut last)?;
-                reply["y"] = f;
-            }
             run.served += n as u64;
             run.fetches += 1;
-            run.batch_bytes += (x.len() + y.len()) as u64;
+            run.batch_bytes += batches.bytes as u64;
             for &i in &idx {
                 run.unique += u64::from(!std::mem::replace(&mut seen[i], true));
             }
             reply["served"] = run.served.into();
             self.proc.answer(id, reply)?;
         }
-        remove_all(&mut last);
+        batches.end();
         let left = list(&self.work.join("batches"));
         if !left.is_empty() {
             return Err(self.proc.fail(format!(
@@ -212,21 +201,6 @@ impl RunnerSession {
         Ok(())
     }
 
-    fn batch_file(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-        dtype: &str,
-        shape: Vec<usize>,
-        last: &mut Vec<PathBuf>,
-    ) -> Result<serde_json::Value, RunnerError> {
-        let path = self.work.join("batches").join(name);
-        std::fs::write(&path, bytes).map_err(|e| self.proc.fail(format!("cannot write {}: {e}", path.display())))?;
-        let f = TensorFile { path: path.display().to_string(), dtype: dtype.into(), shape };
-        last.push(path);
-        Ok(serde_json::to_value(f).expect("a tensor file serialises"))
-    }
-
     /// `evaluate` after `samples` served: the runner's output on the held-out inputs, checked
     /// (path, dtype, shape, size: a protocol error otherwise), scored by the workload's metric.
     fn evaluate(&mut self, samples: u64, feed: &Feed, run: &mut TrainRun) -> Result<f64, RunnerError> {
@@ -248,6 +222,151 @@ impl RunnerSession {
         run.output_bytes += self.take_output(&got.output, &path, rows, tail.iter().product(), &mut values)?;
         Ok(feed.data.score(&values))
     }
+}
+
+/// A repeat's batch files. Fresh (v1.1): a new file pair per fetch, `b<N>.x.bin` /
+/// `b<N>.y.bin`, deleted when the next fetch arrives. Reused (the runner's `hello` lists
+/// `reuse_batches`): one file per slot, `x.bin` / `y.bin`, created when the repeat's first batch
+/// is served and rewritten in place at every fetch (its size is always the batch's), so tmpfs
+/// allocates and zeroes its pages once per repeat instead of once per fetch; deleted at the
+/// repeat's end. Either way the rows are gathered into one buffer reused from fetch to fetch.
+struct Batches {
+    reuse: bool,
+    x: Vec<u8>,
+    y: Vec<u8>,
+    /// Bytes of the last batch written (x and y).
+    bytes: usize,
+    /// Reused: the open files (x, and y when the workload has targets), and their paths.
+    files: Option<(File, Option<File>)>,
+    written: Vec<PathBuf>,
+    /// Fresh files of the last fetch, deleted at the next.
+    fresh: Vec<PathBuf>,
+}
+
+impl Batches {
+    fn new(reuse: bool) -> Batches {
+        Batches { reuse, x: Vec::new(), y: Vec::new(), bytes: 0, files: None, written: Vec::new(), fresh: Vec::new() }
+    }
+
+    /// A fetch arrived: the previous fetch's fresh files go (reused ones stay).
+    fn fetched(&mut self) {
+        remove_all(&mut self.fresh);
+    }
+
+    /// The end of the repeat: every file goes.
+    fn end(&mut self) {
+        self.files = None;
+        remove_all(&mut self.written);
+        remove_all(&mut self.fresh);
+    }
+
+    /// Writes the batch of `idx` (checked indices) and returns the reply's `x` and `y`. Inputs
+    /// stored in the wire's format go from the task's memory straight into the file (the
+    /// kernel's copy only); others are gathered into the reused buffer first.
+    fn write(
+        &mut self,
+        s: &mut RunnerSession,
+        data: &dyn Served,
+        idx: &[usize],
+    ) -> Result<serde_json::Value, RunnerError> {
+        let (xd, yd) = (data.x(), data.y());
+        let (nx, ny) = (batch_len(&xd, idx.len()), yd.as_ref().map_or(0, |d| batch_len(d, idx.len())));
+        let direct: Option<Vec<&[u8]>> = idx.iter().map(|&i| data.x_row_bytes(i)).collect();
+        // Grown, never cleared: write_x and write_y overwrite every byte of the slices given.
+        for (buf, n) in [(&mut self.x, if direct.is_some() { 0 } else { nx }), (&mut self.y, ny)] {
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
+        }
+        if direct.is_none() {
+            data.write_x(idx, &mut self.x[..nx]);
+        }
+        data.write_y(idx, &mut self.y[..ny]);
+        self.bytes = nx + ny;
+        if self.reuse && self.files.is_none() {
+            let x = create(s, "x.bin", &mut self.written)?;
+            let y = match yd {
+                Some(_) => Some(create(s, "y.bin", &mut self.written)?),
+                None => None,
+            };
+            self.files = Some((x, y));
+        }
+        s.next_file += 1;
+        let n = s.next_file;
+        let gathered = [&self.x[..if direct.is_some() { 0 } else { nx }]];
+        let x_parts = direct.as_deref().unwrap_or(&gathered);
+        let x_file = self.files.as_ref().map(|f| (&f.0, &self.written[0]));
+        let x_path = put(s, x_file, &format!("b{n}.x.bin"), x_parts, nx, &mut self.fresh)?;
+        let mut reply = serde_json::json!({ "x": tensor(x_path, &xd, idx.len()) });
+        if let Some(yd) = yd {
+            let y_file = self.files.as_ref().and_then(|f| f.1.as_ref()).map(|f| (f, &self.written[1]));
+            let y_path = put(s, y_file, &format!("b{n}.y.bin"), &[&self.y[..ny]], ny, &mut self.fresh)?;
+            reply["y"] = tensor(y_path, &yd, idx.len());
+        }
+        Ok(reply)
+    }
+}
+
+/// A reused slot's file, created exclusively (never one the runner planted).
+fn create(s: &mut RunnerSession, name: &str, written: &mut Vec<PathBuf>) -> Result<File, RunnerError> {
+    let path = s.work.join("batches").join(name);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| s.proc.fail(format!("cannot create {}: {e}", path.display())))?;
+    written.push(path);
+    Ok(f)
+}
+
+/// `parts` (`len` bytes) into a slot's file: rewritten in place and cut to `len` when reused,
+/// else a fresh file `WORK/batches/<fresh>` (recorded in `fresh`). Returns the path.
+fn put(
+    s: &mut RunnerSession,
+    reused: Option<(&File, &PathBuf)>,
+    fresh: &str,
+    parts: &[&[u8]],
+    len: usize,
+    fresh_files: &mut Vec<PathBuf>,
+) -> Result<PathBuf, RunnerError> {
+    if let Some((f, path)) = reused {
+        return write_parts(f, parts)
+            .and_then(|_| f.set_len(len as u64))
+            .map(|_| path.clone())
+            .map_err(|e| s.proc.fail(format!("cannot write {}: {e}", path.display())));
+    }
+    let path = s.work.join("batches").join(fresh);
+    File::create(&path)
+        .and_then(|f| write_parts(&f, parts))
+        .map_err(|e| s.proc.fail(format!("cannot write {}: {e}", path.display())))?;
+    fresh_files.push(path.clone());
+    Ok(path)
+}
+
+/// `parts` one after another from the file's start: vectored writes of at most 1024 slices
+/// (Linux's IOV_MAX), so rows go from memory to the file in one kernel copy.
+fn write_parts(mut f: &File, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Seek, SeekFrom, Write};
+    f.seek(SeekFrom::Start(0))?;
+    for chunk in parts.chunks(1024) {
+        let mut slices: Vec<IoSlice> = chunk.iter().map(|p| IoSlice::new(p)).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            let n = f.write_vectored(left)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut left, n);
+        }
+    }
+    Ok(())
+}
+
+fn tensor(path: PathBuf, decl: &Decl, rows: usize) -> serde_json::Value {
+    let shape: Vec<usize> = std::iter::once(rows).chain(decl.tail.iter().copied()).collect();
+    let f = TensorFile { path: path.display().to_string(), dtype: decl.dtype.name().into(), shape };
+    serde_json::to_value(f).expect("a tensor file serialises")
 }
 
 fn remove_all(paths: &mut Vec<PathBuf>) {
