@@ -26,9 +26,30 @@ impl<T> Operand<'_, T> {
 /// `dst (n, m, row-major, contiguous) += a (n, k) · b (k, m)`.
 pub(crate) fn accumulate<T: Real>(
     dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Result<()> {
+    gemm_into(dst, dims, a, b, parallelism())
+}
+
+/// As [`accumulate`], on the calling thread only: for callers that run jobs in parallel
+/// themselves (the convolution's images).
+pub(crate) fn accumulate_serial<T: Real>(
+    dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Result<()> {
+    gemm_into(dst, dims, a, b, gemm::Parallelism::None)
+}
+
+fn gemm_into<T: Real>(
+    dst: &mut [T],
     (n, m, k): (usize, usize, usize),
     a: Operand<T>,
     b: Operand<T>,
+    par: gemm::Parallelism,
 ) -> Result<()> {
     if dst.len() != n * m || a.data.len() < a.extent(n, k) || b.data.len() < b.extent(k, m) {
         candle_core::bail!("gemm: operands too small for ({n} x {k}) x ({k} x {m})");
@@ -58,7 +79,7 @@ pub(crate) fn accumulate<T: Real>(
             false,
             false,
             false,
-            parallelism(),
+            par,
         );
     }
     Ok(())

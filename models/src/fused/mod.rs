@@ -15,7 +15,10 @@
 //! the functions below use candle's own ops, chosen before any work is done, so a CUDA run
 //! never falls back to the CPU.
 
+mod conv;
 pub(crate) mod matmul;
+
+pub use conv::{conv2d, max_pool2x2};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
@@ -52,6 +55,12 @@ pub enum Fault {
     ReluMaskSkipped,
     /// The cross-entropy's backward forgets the 1/n of the mean.
     XentScaleSkipped,
+    /// The convolution's backward returns a zero bias gradient.
+    ConvBiasGradSkipped,
+    /// The convolution's backward skips the input gradient (col2im): zeros.
+    ConvCol2imSkipped,
+    /// The max pool's backward gives each window's gradient to its first input.
+    PoolGradToFirst,
 }
 
 thread_local! {
