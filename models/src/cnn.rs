@@ -6,6 +6,7 @@
 
 use candle_core::{Result, Tensor};
 
+use crate::fused;
 use crate::layers::{max_pool2x2, max_pool2x2_flops, relu_flops, Conv2d, Flops, Init, Linear, Params};
 use crate::task::Net;
 
@@ -47,10 +48,11 @@ impl Net for Cnn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let b = x.dim(0)?;
         let h = x.reshape((b, 1, self.side, self.side))?;
-        let h = max_pool2x2(&self.c1.forward(&h)?.relu()?)?;
-        let h = max_pool2x2(&self.c2.forward(&h)?.relu()?)?;
+        let h = max_pool2x2(&self.c1.forward_relu(&h)?)?;
+        let h = max_pool2x2(&self.c2.forward_relu(&h)?)?;
         let h = h.flatten_from(1)?;
-        self.fc2.forward(&self.fc1.forward(&h)?.relu()?)
+        let h = fused::linear(&h, self.fc1.weight.as_tensor(), self.fc1.bias.as_tensor(), true)?;
+        fused::linear(&h, self.fc2.weight.as_tensor(), self.fc2.bias.as_tensor(), false)
     }
 
     fn params(&self) -> &Params {

@@ -133,9 +133,14 @@ impl Conv2d {
         Ok(Self { weight, bias, padding: k / 2 })
     }
 
+    /// conv2d + bias: one fused op on the CPU (`fused::conv2d`), candle's ops elsewhere.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        crate::fused::conv2d(x, &self.weight, &self.bias, self.padding, false)
+    }
+
+    /// `relu(forward(x))`, the ReLU inside the fused op on the CPU.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        crate::fused::conv2d(x, &self.weight, &self.bias, self.padding, true)
     }
 
     /// One h x w input through the layer. Multiply-adds are counted where the kernel meets
@@ -209,19 +214,16 @@ impl Embedding {
     }
 }
 
-/// 2x2 max pooling, stride 2, from reshape + max reductions.
+/// 2x2 max pooling, stride 2: one fused op on the CPU (`fused::max_pool2x2`), reshape + two
+/// `max` reductions elsewhere; either way each window's gradient goes to every input equal to
+/// its maximum.
 ///
 /// Why not `Tensor::max_pool2d`? Its backward in candle 0.11.1 multiplies the incoming
 /// gradient by the *fraction* of maxima in each window (1/4 for a unique maximum) where it
 /// should divide by their count, so every gradient that flows through a pool is 4x too small
-/// (16x through two). Found by `tests/gradcheck.rs`. The reduction `max` has a correct
-/// backward (the gradient goes to the maximum).
+/// (16x through two). Found by `tests/gradcheck.rs`.
 pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    if h % 2 != 0 || w % 2 != 0 {
-        candle_core::bail!("max_pool2x2 needs even height and width, got {h}x{w}");
-    }
-    x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+    crate::fused::max_pool2x2(x)
 }
 
 /// `max_pool2x2` of c x h x w: 3 compares per output forward; backward a compare with the

@@ -137,7 +137,7 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
         sample_cap: 200_000,
         recipes: &[recipe!("fmnist-cnn-train", "baseline")],
         batch: 0,
-        threads: 2,
+        threads: 1,
         quick: false,
     },
     WorkloadSpec {

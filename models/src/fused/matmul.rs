@@ -30,20 +30,21 @@ pub(crate) fn accumulate<T: Real>(
     a: Operand<T>,
     b: Operand<T>,
 ) -> Result<()> {
-    run(dst, dims, a, b, parallelism())
+    gemm_into(dst, dims, a, b, parallelism())
 }
 
-/// `accumulate` on the calling thread only (for ops that split their work over threads).
+/// As [`accumulate`], on the calling thread only: for callers that run jobs in parallel
+/// themselves (the convolution's images).
 pub(crate) fn accumulate_serial<T: Real>(
     dst: &mut [T],
     dims: (usize, usize, usize),
     a: Operand<T>,
     b: Operand<T>,
 ) -> Result<()> {
-    run(dst, dims, a, b, gemm::Parallelism::None)
+    gemm_into(dst, dims, a, b, gemm::Parallelism::None)
 }
 
-fn run<T: Real>(
+fn gemm_into<T: Real>(
     dst: &mut [T],
     (n, m, k): (usize, usize, usize),
     a: Operand<T>,

@@ -15,9 +15,12 @@
 //! the functions below use candle's own ops, chosen before any work is done, so a CUDA run
 //! never falls back to the CPU.
 
+mod conv;
 pub mod attn;
 pub(crate) mod matmul;
 pub mod norm;
+
+pub use conv::{conv2d, max_pool2x2};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
@@ -58,6 +61,12 @@ pub enum Fault {
     NormMeanSkipped,
     /// The attention's backward passes dP through without the softmax's Jacobian.
     AttnJacobianSkipped,
+    /// The convolution's backward returns a zero bias gradient.
+    ConvBiasGradSkipped,
+    /// The convolution's backward skips the input gradient (col2im): zeros.
+    ConvCol2imSkipped,
+    /// The max pool's backward gives each window's gradient to its first input.
+    PoolGradToFirst,
 }
 
 thread_local! {
