@@ -15,8 +15,8 @@
 //! the functions below use candle's own ops, chosen before any work is done, so a CUDA run
 //! never falls back to the CPU.
 
-mod conv;
 pub mod attn;
+mod conv;
 pub(crate) mod matmul;
 pub mod norm;
 
