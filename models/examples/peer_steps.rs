@@ -22,54 +22,14 @@ use candle_core::Device;
 use effbench_models::data::DataConfig;
 use effbench_models::rng::{self, Stream};
 use effbench_models::train::{self, Optim};
-use effbench_models::{Kind, WorkloadSpec, WORKLOADS};
+use effbench_models::{Kind, WorkloadSpec};
+
+mod peer_common;
+
+use peer_common::{process_cpu_s, quantile};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Args {
-    ids: Vec<String>,
-    threads: Option<usize>,
-    min_seconds: f64,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args { ids: Vec::new(), threads: None, min_seconds: 2.0 };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match s.as_str() {
-            "--threads" => a.threads = Some(value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?),
-            "--min-seconds" => {
-                a.min_seconds = value("--min-seconds")?.parse().map_err(|e| format!("--min-seconds: {e}"))?
-            }
-            _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
-            _ => a.ids.push(s),
-        }
-    }
-    if a.ids.is_empty() {
-        a.ids = WORKLOADS.iter().filter(|w| w.kind == Kind::Train).map(|w| w.id.to_string()).collect();
-    }
-    Ok(a)
-}
-
-/// CPU time of every thread of this process so far, in seconds (the first field of each
-/// thread's schedstat: time spent on a CPU, ns; Documentation/scheduler/sched-stats.rst).
-fn process_cpu_s() -> f64 {
-    let mut ns = 0u64;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for t in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            }
-        }
-    }
-    ns as f64 * 1e-9
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
 
 fn time_workload(spec: &WorkloadSpec, threads: usize, min_seconds: f64) -> Result<String, String> {
     let e = |e: &dyn std::fmt::Display| format!("{}: {e}", spec.id);
@@ -117,27 +77,5 @@ fn time_workload(spec: &WorkloadSpec, threads: usize, min_seconds: f64) -> Resul
 }
 
 fn main() {
-    let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("peer_steps: {e}\nusage: peer_steps [WORKLOAD ...] [--threads N] [--min-seconds S]");
-        std::process::exit(2)
-    });
-    for id in &args.ids {
-        let spec = match WorkloadSpec::get(id) {
-            Ok(s) if s.kind == Kind::Train => s,
-            _ => {
-                eprintln!("peer_steps: {id:?} is not a training workload (`effbench list`)");
-                std::process::exit(2)
-            }
-        };
-        let threads = args.threads.unwrap_or(spec.threads);
-        // As `effbench::threads::set` does: candle reads this on every matrix product.
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        match time_workload(spec, threads, args.min_seconds) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("peer_steps: {e}");
-                std::process::exit(1)
-            }
-        }
-    }
+    peer_common::main("peer_steps", Kind::Train, time_workload);
 }
