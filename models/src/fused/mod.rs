@@ -237,8 +237,9 @@ impl candle_core::CustomOp1 for ColumnSum {
     }
 }
 
-/// dy where the ReLU's output is positive, else 0 (its derivative at 0 is taken as 0, as
-/// candle's `relu` backward does).
+/// dy where the ReLU's output is positive, else 0: its derivative at 0 is taken as 0. candle's
+/// own `relu` backward takes it as 1 (it masks by input >= 0); the two differ only where a
+/// pre-activation is exactly 0.
 struct ReluMask;
 
 impl ReluMask {
