@@ -55,6 +55,17 @@ impl Net for Cnn {
         fused::linear(&h, self.fc2.weight.as_tensor(), self.fc2.bias.as_tensor(), false)
     }
 
+    /// `forward` without gradients: each conv + ReLU + pool stage in one forward-only op.
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let h = x.reshape((b, 1, self.side, self.side))?;
+        let h = self.c2.infer_relu_pool(&self.c1.infer_relu_pool(&h)?)?;
+        let h = h.flatten_from(1)?;
+        let (w1, b1) = (self.fc1.weight.as_tensor().detach(), self.fc1.bias.as_tensor().detach());
+        let (w2, b2) = (self.fc2.weight.as_tensor().detach(), self.fc2.bias.as_tensor().detach());
+        fused::linear(&fused::linear(&h, &w1, &b1, true)?, &w2, &b2, false)
+    }
+
     fn params(&self) -> &Params {
         &self.params
     }

@@ -117,7 +117,7 @@ impl InferSession {
         let mut outputs: Vec<f32> = Vec::new();
         let mut out_per_query = 0;
         for b in &self.batches {
-            let mut y = self.net.forward(b)?;
+            let mut y = self.net.infer(b)?;
             if y.rank() == 3 {
                 let t = y.dim(1)?;
                 y = y.narrow(1, t - 1, 1)?.squeeze(1)?;

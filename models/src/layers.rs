@@ -143,6 +143,13 @@ impl Conv2d {
         crate::fused::conv2d(x, &self.weight, &self.bias, self.padding, true)
     }
 
+    /// `max_pool2x2(relu(forward(x)))` for a pass without gradients: one forward-only op on
+    /// the CPU (`fused::conv2d_relu_pool`; the weights are detached for it).
+    pub fn infer_relu_pool(&self, x: &Tensor) -> Result<Tensor> {
+        let (w, b) = (self.weight.as_tensor().detach(), self.bias.as_tensor().detach());
+        crate::fused::conv2d_relu_pool(&x.detach(), &w, &b, self.padding)
+    }
+
     /// One h x w input through the layer. Multiply-adds are counted where the kernel meets
     /// the image, not the zero padding (as XLA's cost analysis counts a convolution): along a
     /// side of n, the k taps of the n outputs read k·n - p(p+1) inputs. Forward 2·macs + bias

@@ -12,6 +12,11 @@ use crate::metrics;
 /// A model: a forward pass over its parameters.
 pub trait Net: Send {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// `forward` for a pass that needs no gradient (inference, evaluation): the same values,
+    /// computed with forward-only ops where a model has them (the CNN's conv + ReLU + pool).
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
     fn params(&self) -> &Params;
     /// Model FLOPs of one forward pass per inference query (or training sample), counted
     /// per layer as executed (`layers::Flops` says what counts).
@@ -61,7 +66,7 @@ fn forward_chunks(net: &dyn Net, x: &[f32], dim: usize, dev: &Device) -> Result<
     for start in (0..rows).step_by(500) {
         let n = (rows - start).min(500);
         let t = Tensor::from_slice(&x[start * dim..(start + n) * dim], (n, dim), dev)?;
-        out.extend(net.forward(&t)?.detach().flatten_all()?.to_vec1::<f32>()?);
+        out.extend(net.infer(&t)?.detach().flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(out)
 }
@@ -128,7 +133,7 @@ impl NextChar {
         let mut total = 0.0;
         for chunk in starts.chunks(128) {
             let b = self.windows(&self.held_out, chunk, dev)?;
-            let out = net.forward(&b.x)?.detach();
+            let out = net.infer(&b.x)?.detach();
             total += self.loss(&out, &b)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         }
         Ok(total / windows as f64)

@@ -212,3 +212,49 @@ fn the_check_catches_a_wrong_conv_or_pool_backward() {
         assert!(caught.is_err(), "{fault:?} must fail the gradient check");
     }
 }
+
+/// The forward-only conv + ReLU + pool (`fused::conv2d_relu_pool`, for inference) gives the
+/// separate fused ops' values on untracked tensors: exactly in f64 (the same im2col and GEMM),
+/// to a few ulp in f32 (on AVX-512 CPUs its direct kernel sums in another order; exactly
+/// elsewhere), and candle's to rounding; it builds no graph. 8 output channels, so the direct
+/// kernel takes them; half the inputs are shifted negative so that whole windows die in the
+/// ReLU (ties at 0).
+#[test]
+fn forward_only_conv_pool_equals_the_separate_ops() {
+    for (dtype, tol, exact) in [(DType::F64, 1e-12, true), (DType::F32, 1e-4, false)] {
+        let x = (randn(&[5, 3, 10, 12], 51) - 0.5).unwrap().to_dtype(dtype).unwrap();
+        let (w, b) = (randn(&[8, 3, 3, 3], 52).to_dtype(dtype).unwrap(), randn(&[8], 53).to_dtype(dtype).unwrap());
+        let one = fused::conv2d_relu_pool(&x, &w, &b, 1).unwrap();
+        let separate = fused::max_pool2x2(&fused::conv2d(&x, &w, &b, 1, true).unwrap()).unwrap();
+        assert_eq!(one.dims(), &[5, 8, 5, 6]);
+        let d = max_abs_diff(&one, &separate);
+        assert!(if exact { d == 0.0 } else { d < 1e-5 }, "{dtype:?}: {d:e} from the separate ops");
+        assert!(max_abs_diff(&one, &candle_pool(&candle_conv(&x, &w, &b, true))) < tol, "{dtype:?} vs candle");
+        assert!(!one.track_op(), "an untracked pass records no op");
+    }
+}
+
+/// With a tracked operand the function runs the separate ops, so gradients still flow and
+/// equal theirs; on a CNN, `Net::infer` gives `forward`'s logits (to f32 rounding).
+#[test]
+fn forward_only_conv_pool_falls_back_when_tracked_and_the_cnn_infers_as_it_forwards() {
+    let (x, w, b) = (randn(&[2, 2, 6, 6], 61), var(&[3, 2, 3, 3], 62), var(&[3], 63));
+    let g1 = fused::conv2d_relu_pool(&x, &w, &b, 1).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = fused::max_pool2x2(&fused::conv2d(&x, &w, &b, 1, true).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(max_abs_diff(g1.get(&w).unwrap(), g2.get(&w).unwrap()), 0.0);
+
+    use effbench_models::{cnn::Cnn, layers::Init, task::Net};
+    let mut r = rng::rng(64, Stream::Init);
+    let net = Cnn::new(8, 3, Init::new(&mut r, &Device::Cpu, DType::F32)).unwrap();
+    let x = randn(&[7, 64], 65).to_dtype(DType::F32).unwrap();
+    let (a, b) = (net.forward(&x).unwrap(), net.infer(&x).unwrap());
+    assert_eq!(a.dims(), &[7, 3]);
+    let d = max_abs_diff(&a, &b);
+    assert!(d < 1e-5, "infer is {d:e} from forward");
+    assert!(!b.track_op(), "infer builds no graph");
+}

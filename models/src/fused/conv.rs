@@ -65,7 +65,7 @@ pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
 
 /// Runs `f(scratch, i, job)` for every job, in parallel on candle's thread count when it is
 /// above 1 (rayon's pool), else in order on this thread; results come back in job order.
-fn run_jobs<J: Send, S, R: Send>(
+pub(super) fn run_jobs<J: Send, S, R: Send>(
     jobs: Vec<J>,
     scratch: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, J) -> Result<R> + Sync + Send,
@@ -80,18 +80,18 @@ fn run_jobs<J: Send, S, R: Send>(
 
 /// The shapes of one convolution.
 #[derive(Clone, Copy)]
-struct Geometry {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    k: usize,
-    pad: usize,
+pub(super) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub k: usize,
+    pub pad: usize,
 }
 
 impl Geometry {
-    fn new(xl: &Layout, wl: &Layout, b_len: usize, pad: usize) -> Result<Self> {
+    pub fn new(xl: &Layout, wl: &Layout, b_len: usize, pad: usize) -> Result<Self> {
         let (n, c, h, w) = xl.shape().dims4()?;
         let (o, c2, k, k2) = wl.shape().dims4()?;
         if c != c2 || k != k2 || b_len != o || pad != k / 2 {
@@ -100,12 +100,12 @@ impl Geometry {
         Ok(Self { n, c, h, w, o, k, pad })
     }
 
-    fn hw(&self) -> usize {
+    pub fn hw(&self) -> usize {
         self.h * self.w
     }
 
     /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
-    fn ckk(&self) -> usize {
+    pub fn ckk(&self) -> usize {
         self.c * self.k * self.k
     }
 
@@ -120,7 +120,7 @@ impl Geometry {
 
     /// One image (c, h, w) into columns `at..at + h*w` of `col` (ckk rows of `ld` values):
     /// col[(ci, ki, kj)][oh * w + ow] = x[ci][oh + ki - pad][ow + kj - pad], 0 outside.
-    fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, at: usize) {
+    pub fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, at: usize) {
         let (h, w, hw, zero) = (self.h, self.w, self.hw(), T::from_f64(0.0));
         for (r, row) in col.chunks_exact_mut(ld).take(self.ckk()).enumerate() {
             let (ci, ki, kj) = (r / (self.k * self.k), r / self.k % self.k, r % self.k);
@@ -173,14 +173,15 @@ impl Conv {
         );
         let g = Geometry::new(xl, wl, b.len(), self.pad)?;
         let (hw, ckk, zero) = (g.hw(), g.ckk(), T::from_f64(0.0));
-        let mut y = vec![zero; g.n * g.o * hw];
+        // y starts as the broadcast bias, written once (the GEMM adds onto it).
+        let mut y = Vec::with_capacity(g.n * g.o * hw);
+        (0..g.n).for_each(|_| b.iter().for_each(|&bias| y.extend(std::iter::repeat_n(bias, hw))));
         let jobs: Vec<&mut [T]> = y.chunks_mut(g.o * hw).collect();
         run_jobs(
             jobs,
             || vec![zero; ckk * hw],
             |col, i, yb| {
                 g.im2col(&x[i * g.c * hw..(i + 1) * g.c * hw], col, hw, 0);
-                yb.chunks_exact_mut(hw).zip(b).for_each(|(row, &bias)| row.fill(bias));
                 let a = matmul::Operand { data: w, row_stride: ckk, col_stride: 1 };
                 let c = matmul::Operand { data: &col[..], row_stride: hw, col_stride: 1 };
                 matmul::accumulate_serial(yb, (g.o, hw, ckk), a, c)?;
@@ -423,7 +424,7 @@ impl MaxPool {
     }
 }
 
-fn max<T: Real>(a: T, b: T) -> T {
+pub(super) fn max<T: Real>(a: T, b: T) -> T {
     if b > a {
         b
     } else {

@@ -17,10 +17,13 @@
 
 pub mod attn;
 mod conv;
+mod conv_pool;
+mod direct;
 pub(crate) mod matmul;
 pub mod norm;
 
 pub use conv::{conv2d, max_pool2x2};
+pub use conv_pool::conv2d_relu_pool;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
@@ -28,6 +31,10 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 pub(crate) trait Real: WithDType {
     fn exp(self) -> Self;
     fn ln(self) -> Self;
+    /// `direct::conv_f32` where this type has such a kernel: false when nothing was done.
+    fn conv_direct(_w: &[Self], _offs: &[usize], _xpad: &[Self], _y: &mut [Self], _dims: (usize, usize)) -> bool {
+        false
+    }
 }
 
 impl Real for f32 {
@@ -36,6 +43,9 @@ impl Real for f32 {
     }
     fn ln(self) -> Self {
         f32::ln(self)
+    }
+    fn conv_direct(w: &[f32], offs: &[usize], xpad: &[f32], y: &mut [f32], dims: (usize, usize)) -> bool {
+        direct::conv_f32(w, offs, xpad, y, dims)
     }
 }
 
