@@ -129,7 +129,9 @@ fn import_list_show_export_trend() {
     let dir = util::tempdir("hist-cmds");
     let (db, spec) = sqlite(dir.path());
     let tree = dir.path().join("old");
-    util::copy_dir(&util::repo().join("baselines"), &tree.join("baselines"));
+    // One system's shipped baselines (each has one result per workload).
+    let system = "baselines/cpu-amd-epyc-2t";
+    util::copy_dir(&util::repo().join(system), &tree.join(system));
     std::fs::create_dir_all(tree.join("junk")).unwrap();
     std::fs::write(tree.join("junk/notes.json"), r#"{"hello": 1}"#).unwrap();
     std::fs::write(tree.join("junk/trace.csv"), "t_s\n").unwrap();
@@ -137,7 +139,7 @@ fn import_list_show_export_trend() {
     assert_eq!(o.status.code(), Some(2), "a file that is not a result: exit 2 at the end\n{}", util::both(&o));
     let err = util::text(&o.stderr);
     assert!(err.contains(&format!("skipped {}", tree.join("junk/notes.json").display())), "{err}");
-    let shipped = std::fs::read_dir(util::repo().join("baselines/cpu-amd-epyc-2t")).unwrap().count();
+    let shipped = std::fs::read_dir(util::repo().join(system)).unwrap().count();
     assert!(util::text(&o.stdout).starts_with(&format!("{shipped} recorded, 0 already")), "{}", util::both(&o));
     // Idempotent.
     let o = util::run(&["history", "--store", &spec, "import", tree.join("baselines").to_str().unwrap()]);
