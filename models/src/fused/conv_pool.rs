@@ -49,10 +49,12 @@ impl ConvPool {
         let mut out = vec![zero; g.n * g.o * g.hw() / 4];
         let jobs: Vec<&mut [T]> = out.chunks_mut(g.o * g.hw() / 4).collect();
         let offs = p.offsets();
-        let scratch = || Scratch { xpad: vec![zero; p.len()], col: Vec::new(), y: vec![zero; g.o * p.cols()] };
+        let scratch = || Scratch { xpad: vec![zero; p.len()], col: Vec::new(), y: Vec::with_capacity(g.o * p.cols()) };
         run_jobs(jobs, scratch, |s, i, pooled| {
             p.fill(&x[i * g.c * g.hw()..(i + 1) * g.c * g.hw()], &mut s.xpad);
-            s.y.chunks_exact_mut(p.cols()).zip(b).for_each(|(row, &bias)| row.fill(bias));
+            // The broadcast bias, written once per image (no zero-fill first).
+            s.y.clear();
+            b.iter().for_each(|&bias| s.y.extend(std::iter::repeat_n(bias, p.cols())));
             if !T::conv_direct(w, &offs, &s.xpad, &mut s.y, (g.o, p.cols())) {
                 s.col.resize(ckk * p.cols(), zero); // only this path needs it
                 p.im2col(&s.xpad, &mut s.col);
