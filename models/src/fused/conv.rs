@@ -18,7 +18,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, fault, fusable, matmul, Fault, Real};
+use super::{contiguous, fault, forward3, fusable, matmul, Fault, Forward3, Real};
 
 /// Images per job of the backward pass: the partial kernel gradients are summed over groups.
 /// Fixed, so the order of the sums does not depend on the thread count; 4 keeps a group's
@@ -78,6 +78,9 @@ pub(super) fn run_jobs<J: Send, S, R: Send>(
     }
 }
 
+/// A convolution's input, kernel and bias as contiguous slices.
+pub(super) type Slices3<'a, T> = (&'a [T], &'a [T], &'a [T]);
+
 /// The shapes of one convolution.
 #[derive(Clone, Copy)]
 pub(super) struct Geometry {
@@ -98,6 +101,21 @@ impl Geometry {
             candle_core::bail!("fused conv2d: x {:?}, w {:?}, b ({b_len}), padding {pad}", xl.dims(), wl.dims());
         }
         Ok(Self { n, c, h, w, o, k, pad })
+    }
+
+    /// The geometry and the contiguous slices of a convolution's input, kernel and bias.
+    pub fn operands<'a, T>(
+        (x, xl): (&'a [T], &Layout),
+        (w, wl): (&'a [T], &Layout),
+        (b, bl): (&'a [T], &Layout),
+        pad: usize,
+    ) -> Result<(Self, Slices3<'a, T>)> {
+        let (x, w, b) = (
+            contiguous(x, xl, "conv2d input")?,
+            contiguous(w, wl, "conv2d kernel")?,
+            contiguous(b, bl, "conv2d bias")?,
+        );
+        Ok((Self::new(xl, wl, b.len(), pad)?, (x, w, b)))
     }
 
     pub fn hw(&self) -> usize {
@@ -164,14 +182,9 @@ struct Conv {
     input_grad: bool,
 }
 
-impl Conv {
+impl Forward3 for Conv {
     fn fwd<T: Real>(&self, x: &[T], xl: &Layout, w: &[T], wl: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
-        let (x, w, b) = (
-            contiguous(x, xl, "conv2d input")?,
-            contiguous(w, wl, "conv2d kernel")?,
-            contiguous(b, bl, "conv2d bias")?,
-        );
-        let g = Geometry::new(xl, wl, b.len(), self.pad)?;
+        let (g, (x, w, b)) = Geometry::operands((x, xl), (w, wl), (b, bl), self.pad)?;
         let (hw, ckk, zero) = (g.hw(), g.ckk(), T::from_f64(0.0));
         // y starts as the broadcast bias, written once (the GEMM adds onto it).
         let mut y = Vec::with_capacity(g.n * g.o * hw);
@@ -193,7 +206,9 @@ impl Conv {
         )?;
         Ok(y)
     }
+}
 
+impl Conv {
     /// (input gradient if `input_grad`, kernel gradient, bias gradient), given the output y
     /// and its gradient dy, all contiguous.
     fn grads<T: Real>(&self, g: Geometry, x: &[T], w: &[T], y: &[T], dy: &[T], input_grad: bool) -> Result<Grads<T>> {
@@ -293,16 +308,7 @@ impl CustomOp3 for Conv {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, _, h, w) = l1.shape().dims4()?;
         let shape = Shape::from((n, l2.dims()[0], h, w));
-        let y = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(k), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.fwd(x, l1, k, l2, b, l3)?)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(k), CpuStorage::F64(b)) => {
-                CpuStorage::F64(self.fwd(x, l1, k, l2, b, l3)?)
-            }
-            _ => candle_core::bail!("fused conv2d: x, w and b must all be f32 or all f64"),
-        };
-        Ok((y, shape))
+        Ok((forward3(self, "fused conv2d: x, w and b", (s1, l1), (s2, l2), (s3, l3))?, shape))
     }
 
     fn bwd(

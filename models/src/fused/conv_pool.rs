@@ -15,7 +15,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::conv::{max, run_jobs, Geometry};
-use super::{contiguous, fusable, matmul, Real};
+use super::{forward3, fusable, matmul, Forward3, Real};
 
 /// `max_pool2x2(relu(conv2d(x, w) + b))` for x (n, c, h, w) with h and w even, w (o, c, k, k)
 /// with k odd, padding k / 2: one pass when nothing tracks a gradient (give it detached
@@ -36,14 +36,9 @@ struct ConvPool {
     pad: usize,
 }
 
-impl ConvPool {
+impl Forward3 for ConvPool {
     fn fwd<T: Real>(&self, x: &[T], xl: &Layout, w: &[T], wl: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
-        let (x, w, b) = (
-            contiguous(x, xl, "conv2d input")?,
-            contiguous(w, wl, "conv2d kernel")?,
-            contiguous(b, bl, "conv2d bias")?,
-        );
-        let g = Geometry::new(xl, wl, b.len(), self.pad)?;
+        let (g, (x, w, b)) = Geometry::operands((x, xl), (w, wl), (b, bl), self.pad)?;
         let p = Padded::new(g);
         let (ckk, zero) = (g.ckk(), T::from_f64(0.0));
         let mut out = vec![zero; g.n * g.o * g.hw() / 4];
@@ -184,16 +179,7 @@ impl CustomOp3 for ConvPool {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, _, h, w) = l1.shape().dims4()?;
         let shape = Shape::from((n, l2.dims()[0], h / 2, w / 2));
-        let y = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(k), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.fwd(x, l1, k, l2, b, l3)?)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(k), CpuStorage::F64(b)) => {
-                CpuStorage::F64(self.fwd(x, l1, k, l2, b, l3)?)
-            }
-            _ => candle_core::bail!("fused conv2d + pool: x, w and b must all be f32 or all f64"),
-        };
-        Ok((y, shape))
+        Ok((forward3(self, "fused conv2d + pool: x, w and b", (s1, l1), (s2, l2), (s3, l3))?, shape))
     }
 
     fn bwd(

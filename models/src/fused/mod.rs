@@ -129,6 +129,27 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     candle_nn::loss::cross_entropy(logits, labels)
 }
 
+/// The forward of a fused op with three inputs (x, a weight, a bias), for either float type.
+trait Forward3 {
+    fn fwd<T: Real>(&self, x: &[T], xl: &Layout, w: &[T], wl: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>>;
+}
+
+/// `op.fwd` on three CPU storages that are all f32 or all f64 (the one `cpu_fwd` dispatch of
+/// the three-input ops); other dtypes are refused, the message starting with `what`.
+fn forward3(
+    op: &impl Forward3,
+    what: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    (s3, l3): (&CpuStorage, &Layout),
+) -> Result<CpuStorage> {
+    Ok(match (s1, s2, s3) {
+        (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => CpuStorage::F32(op.fwd(x, l1, w, l2, b, l3)?),
+        (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => CpuStorage::F64(op.fwd(x, l1, w, l2, b, l3)?),
+        _ => candle_core::bail!("{what} must all be f32 or all f64"),
+    })
+}
+
 /// The slice a layout covers, refusing non-contiguous ones (the callers make them contiguous).
 fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
@@ -143,7 +164,7 @@ struct LinearAct {
     mask: bool,
 }
 
-impl LinearAct {
+impl Forward3 for LinearAct {
     fn fwd<T: Real>(&self, x: &[T], xl: &Layout, w: &[T], wl: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
         let ((n, k), (k2, m)) = (xl.shape().dims2()?, wl.shape().dims2()?);
         let b = contiguous(b, bl, "fused linear bias")?;
@@ -183,16 +204,7 @@ impl CustomOp3 for LinearAct {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let shape = Shape::from((l1.dims()[0], l2.dims()[1]));
-        let y = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.fwd(x, l1, w, l2, b, l3)?)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(self.fwd(x, l1, w, l2, b, l3)?)
-            }
-            _ => candle_core::bail!("fused linear: x, W and b must all be f32 or all f64"),
-        };
-        Ok((y, shape))
+        Ok((forward3(self, "fused linear: x, W and b", (s1, l1), (s2, l2), (s3, l3))?, shape))
     }
 
     fn bwd(
