@@ -1,7 +1,8 @@
 //! `history trend`: a metric over time, each run's median with its 95% interval, as text and
 //! as an SVG drawn like the report's plots ([`super::plots`]: `plotters`' SVG backend only,
-//! its palette, text left to the viewer's `sans-serif`). One series per system class and
-//! backend (runs on different machines are not one line); runs with a planted slowdown are
+//! its palette, text left to the viewer's `sans-serif`). One series per system class, backend
+//! and division (runs on different machines, or a closed and an open method, are not one
+//! line); runs with a planted slowdown are
 //! drawn hollow and marked in the text. Pure functions of the points.
 
 use std::collections::BTreeMap;
@@ -22,24 +23,31 @@ pub fn text(workload: &str, metric: &str, points: &[TrendPoint]) -> String {
         let planted = p.planted_slowdown.filter(|x| *x > 0.0).map_or(String::new(), |x| format!("  [planted +{x}]"));
         let _ = writeln!(
             s,
-            "{}  {}  {:>14.6}  [{:.6}, {:.6}]  n {}  {} {}{planted}",
+            "{}  {}  {:>14.6}  [{:.6}, {:.6}]  n {}  {}{planted}",
             p.created_at.format("%Y-%m-%d %H:%M:%S"),
             p.run_id,
             p.median,
             p.ci95[0],
             p.ci95[1],
             p.n,
-            p.system_class,
-            p.backend
+            label(p)
         );
     }
     s
 }
 
-fn series(points: &[TrendPoint]) -> BTreeMap<(String, String), Vec<&TrendPoint>> {
-    let mut m: BTreeMap<(String, String), Vec<&TrendPoint>> = BTreeMap::new();
+/// A run's series: `class backend`, and its division for a training run.
+fn label(p: &TrendPoint) -> String {
+    match &p.division {
+        Some(d) => format!("{} {} {d}", p.system_class, p.backend),
+        None => format!("{} {}", p.system_class, p.backend),
+    }
+}
+
+fn series(points: &[TrendPoint]) -> BTreeMap<String, Vec<&TrendPoint>> {
+    let mut m: BTreeMap<String, Vec<&TrendPoint>> = BTreeMap::new();
     for p in points {
-        m.entry((p.system_class.clone(), p.backend.clone())).or_default().push(p);
+        m.entry(label(p)).or_default().push(p);
     }
     m
 }
@@ -78,14 +86,14 @@ pub fn svg(workload: &str, metric: &str, points: &[TrendPoint]) -> Result<String
             .label_style((FONT, 12))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, ((class, backend), pts)) in series(points).into_iter().enumerate() {
+        for (i, (name, pts)) in series(points).into_iter().enumerate() {
             let col = PALETTE[i % PALETTE.len()];
             let pts: Vec<&TrendPoint> =
                 pts.into_iter().filter(|p| p.median.is_finite() && p.ci95.iter().all(|v| v.is_finite())).collect();
             chart
                 .draw_series(LineSeries::new(pts.iter().map(|p| (day(p), p.median)), col.stroke_width(1)))
                 .map_err(|e| e.to_string())?
-                .label(format!("{class} {backend}"))
+                .label(name)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, col.filled()));
             chart
                 .draw_series(
@@ -127,6 +135,7 @@ mod tests {
             backend: "cpu".into(),
             system_class: "cpu-amd-epyc-2t".into(),
             planted_slowdown: planted,
+            division: None,
         }
     }
 
@@ -142,5 +151,20 @@ mod tests {
         assert_eq!(t.lines().count(), 4);
         assert!(t.lines().nth(3).unwrap().ends_with("[planted +0.2]"), "{t}");
         assert!(svg("w", "m", &[point(0, f64::NAN, None)]).is_err());
+    }
+
+    /// A closed and an open training run of one machine and backend are two series (two
+    /// legend entries), and each text line names its division.
+    #[test]
+    fn divisions_are_separate_series() {
+        let division = |day, d: &str| TrendPoint { division: Some(d.into()), ..point(day, 10.0 + day as f64, None) };
+        let pts = [division(0, "closed"), division(1, "open"), division(2, "closed")];
+        let s = svg("w", "samples_to_target", &pts).unwrap();
+        let doc = roxmltree::Document::parse(&s).expect("well-formed SVG");
+        let circles = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+        assert_eq!(circles, 3 + 2, "three runs and two legend markers");
+        assert!(s.contains("cpu-amd-epyc-2t cpu open") && s.contains("cpu-amd-epyc-2t cpu closed"));
+        let t = text("w", "samples_to_target", &pts);
+        assert!(t.lines().nth(2).unwrap().ends_with("cpu-amd-epyc-2t cpu open"), "{t}");
     }
 }

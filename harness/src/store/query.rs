@@ -174,12 +174,14 @@ pub struct TrendPoint {
     pub backend: String,
     pub system_class: String,
     pub planted_slowdown: Option<f64>,
+    /// A training run's division (`closed`, `open`); none for inference.
+    pub division: Option<String>,
 }
 
 pub fn trend(conn: &mut Conn, workload: &str, metric: &str) -> Result<Vec<TrendPoint>> {
     let rows = conn.query(
         "SELECT r.run_id, r.created_at, s.median, s.mean, s.ci_low, s.ci_high, s.n, r.backend, r.system_class, \
-         r.planted_slowdown FROM runs r JOIN summaries s ON s.run_sha256 = r.sha256 \
+         r.planted_slowdown, r.division FROM runs r JOIN summaries s ON s.run_sha256 = r.sha256 \
          WHERE r.workload = $1 AND s.metric = $2 ORDER BY r.created_at, r.sha256",
         &[workload.into(), metric.into()],
     )?;
@@ -195,6 +197,7 @@ pub fn trend(conn: &mut Conn, workload: &str, metric: &str) -> Result<Vec<TrendP
                 backend: text(r, 7),
                 system_class: text(r, 8),
                 planted_slowdown: r[9].real(),
+                division: r[10].text().map(str::to_string),
             })
         })
         .collect()
