@@ -130,6 +130,11 @@ pub struct BackendInfo {
     /// for effbench's own backends, which train the reference architecture (closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub division: Option<String>,
+    /// `--backend external:`: SHA-256 (hex) of the runner's TOML as effbench read it, so a
+    /// reader can tell which runner configuration made the result. Absent for effbench's own
+    /// backends and in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_config_sha256: Option<String>,
 }
 
 impl BackendInfo {

@@ -263,6 +263,7 @@ fn run_workload(
             allocator: plan.allocator.to_string(),
             domain: plan.backend.domains().first().cloned(),
             division: None,
+            runner_config_sha256: None,
         },
         system: SystemInfo::collect(compiled_features(), plan.allocator, threads),
         energy_sources: meter.sources(),

@@ -104,9 +104,15 @@ fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
     // The template's hello lists `reuse_batches`: one x and one y file per repeat, rewritten
     // in place at every fetch; every count below is effbench's all the same.
     let dir = tmp("ok");
-    let r = run(dir.path(), &toml(dir.path(), "", 60.0), "2", None);
+    let config = toml(dir.path(), "", 60.0);
+    let r = run(dir.path(), &config, "2", None);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     check_counts(&r, |_| 2);
+    // The result names the runner configuration that made it: the TOML's SHA-256, as
+    // coreutils' sha256sum computes it.
+    let sum = Command::new("sha256sum").arg(&config).output().unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(r.result().backend.runner_config_sha256.as_deref(), sum.split_whitespace().next());
 }
 
 #[test]

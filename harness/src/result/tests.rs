@@ -70,6 +70,7 @@ fn sample() -> RunResult {
             allocator: "mimalloc".into(),
             domain: Some("cpu".into()),
             division: None,
+            runner_config_sha256: None,
         },
         system: SystemInfo {
             hostname: "box".into(),

@@ -300,6 +300,7 @@ pub(super) fn describe(
         allocator: result.backend.allocator.clone(),
         domain: Some(runner.domain()),
         division: result.backend.division.clone(),
+        runner_config_sha256: Some(runner.config().sha256.clone()),
     };
     let metered = result.energy_sources.iter().any(|s| s.domain == runner.domain() && s.kind != "runner");
     if hello.telemetry.iter().any(|t| t == "power_w") && !metered {

@@ -118,6 +118,7 @@ pub(crate) fn run(id: &str, xs: &[f64], provenance: Provenance) -> RunResult {
             allocator: "mimalloc".into(),
             domain: None,
             division: None,
+            runner_config_sha256: None,
         },
         system: SystemInfo {
             hostname: "box".into(),

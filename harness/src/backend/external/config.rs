@@ -54,6 +54,8 @@ pub struct RunnerConfig {
     /// sensors meter for it (a hwmon `npu` or `amdgpu` chip, NVML) and what `device` scope
     /// covers. When the runner's `hello` names a domain too, the two must agree.
     pub domain: Option<String>,
+    /// SHA-256 (hex) of the TOML text as read: the result records it (`backend.runner_config_sha256`).
+    pub sha256: String,
 }
 
 /// Precisions a runner may request or declare.
@@ -129,8 +131,14 @@ impl RunnerConfig {
             precision,
             batches_per_issue: raw.batches_per_issue,
             domain: raw.domain,
+            sha256: hex_sha256(text.as_bytes()),
         })
     }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `cpu`, or a lowercase kind and an index (`npu:0`, `gpu:1`, `accel:0`); never `dram` or the

@@ -13,8 +13,8 @@
 //! the result and every repeat, and a closed run whose runner trains another parameter count
 //! has the warning effbench records. The runner's log must be in the bundle.
 //!
-//! What the result does not record is not checked: the runner's own configuration (its
-//! runner.toml), which the result does not hash.
+//! Not checked: the runner's own configuration. The result records its TOML's SHA-256
+//! (`backend.runner_config_sha256`), but a bundle does not carry the TOML to compare it with.
 
 use std::path::Path;
 
