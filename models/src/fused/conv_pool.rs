@@ -1,13 +1,15 @@
 //! `max_pool2x2(relu(conv2d(x, w) + b))` as one forward-only op on the CPU, for passes that
 //! need no gradient (inference and evaluation: `Net::infer`).
 //!
-//! Why: bench/peers/README.md, "fmnist-cnn-infer-b250". The separate ops write the whole
-//! convolution output (250 x 16 x 28 x 28 values in the CNN's first stage, 12.5 MB) and read
-//! it back to pool it. Here each image's convolution goes into a buffer that stays in cache
-//! and is pooled from there, so only the pooled quarter is written. The values are those of
-//! `conv::Conv` followed by `conv::MaxPool` (same im2col, same GEMM onto the bias, the same
-//! ReLU, the same maximum), so a pass gives bit-identical answers either way;
-//! `tests/gradcheck_conv.rs` checks that.
+//! Why: bench/peers/README.md, "2026-12-02 on the Intel Xeon VM". The separate ops write the
+//! whole convolution output (250 x 16 x 28 x 28 values in the CNN's first stage, 12.5 MB) and
+//! read it back to pool it. Here each image is zero-padded once, its convolution goes into a
+//! buffer in padded width that stays in cache, and it is pooled from there, so only the pooled
+//! quarter is written. The convolution is `direct::conv_f32` where it runs (f32 on AVX-512:
+//! it reads the padded image in place; its sums run in another order than the GEMM's, so f32
+//! answers differ from the separate ops' by a few ulp), else im2col + GEMM onto the bias as
+//! `conv::Conv` computes it (bit-identical answers, as in f64). The ReLU and the maximum are
+//! those of `conv::Conv` and `conv::MaxPool`. `tests/gradcheck_conv.rs` checks both cases.
 //!
 //! The op has no backward: when any operand tracks a gradient, or on other devices and
 //! dtypes, `conv2d_relu_pool` runs the separate ops instead.
