@@ -123,6 +123,22 @@ fn a_runner_without_reuse_batches_gets_a_fresh_file_pair_per_fetch() {
     check_counts(&r, |fetches| 2 * fetches);
 }
 
+#[test]
+fn a_mapped_batches_runner_maps_one_file_pair_per_repeat_that_is_never_resized() {
+    // The template maps x.bin and y.bin at a repeat's first fetch and checks at every fetch
+    // that each is still the same file of max_fetch rows (4,096 here) while the batches are
+    // 32 rows: a file cut to the batch, as `reuse_batches` does, fails the run.
+    let dir = tmp("mapped");
+    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_MAPPED = \"1\""), "2", None);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    check_counts(&r, |_| 2);
+    // The same samples to target as the conformant (reuse) run: the rows read are the batch.
+    let reuse = tmp("mapped-vs-reuse");
+    let q = run(reuse.path(), &toml(reuse.path(), "", 60.0), "2", None);
+    let s = |r: &Ran| r.result().repeats.iter().map(|p| p.samples_to_target).collect::<Vec<_>>();
+    assert_eq!(s(&r), s(&q));
+}
+
 /// Everything effbench counted in a conformant run, and the batch paths the runner read per
 /// repeat (`paths(fetches)`).
 fn check_counts(r: &Ran, paths: impl Fn(u64) -> u64) {

@@ -132,6 +132,10 @@ HOSTILE = os.environ.get("TEMPLATE_HOSTILE", "")
 # writes one x file and one y file per repeat instead of a fresh pair per fetch. FRESH=1 asks
 # for v1.1's fresh files (effbench's tests run both).
 FRESH = os.environ.get("TEMPLATE_FRESH", "") == "1"
+# TEMPLATE_MAPPED=1 asks for `mapped_batches` instead: the same two files, sized once for
+# max_fetch rows; the runner maps each once per repeat and checks that effbench never resizes
+# or replaces it (an error otherwise, which fails the run).
+MAPPED = os.environ.get("TEMPLATE_MAPPED", "") == "1"
 CRASH_REPEAT = int(os.environ.get("TEMPLATE_CRASH_REPEAT", "0"))  # mode crash: in this repeat
 
 
@@ -165,7 +169,7 @@ class Runner:
             "telemetry": ["busy_s", "h2d_bytes", "d2h_bytes"],
             **({} if HOSTILE == "no-train" else {"minor": MINOR, "ops": ["infer", "train"]}),
             # Read every batch before the next fetch and never delete it: effbench rewrites it.
-            **({} if FRESH else {"features": ["reuse_batches"]}),
+            **({} if FRESH else {"features": ["mapped_batches" if MAPPED else "reuse_batches"]}),
         }
 
     def load(self, msg):
@@ -231,7 +235,11 @@ class Runner:
     # ---- training (protocol v1.1)
     def train_load(self, msg):
         self.load_msg = msg
-        self.reuse = msg.get("batch_files") == "reuse"  # what effbench will do
+        self.reuse = msg.get("batch_files") in ("reuse", "mapped")  # what effbench will do
+        self.mapped = msg.get("batch_files") == "mapped"
+        if MAPPED and not self.mapped:
+            raise ValueError("TEMPLATE_MAPPED=1 asked for mapped_batches; effbench said batch_files=%r"
+                             % msg.get("batch_files"))
         self.train_samples = msg["train_samples"]
         self.max_fetch = msg["max_fetch"]
         self.batch = int(msg["recipe"].get("batch_size", 32))
@@ -283,19 +291,40 @@ class Runner:
             return x, y
 
     def _read(self, t, code):
-        with open(t["path"], "rb") as f:
-            a = array.array(code, f.read())
+        if self.mapped:
+            a = self._read_mapped(t, code)
+        else:
+            with open(t["path"], "rb") as f:
+                a = array.array(code, f.read())
         self.paths.add(t["path"])
         if not self.reuse:
             os.unlink(t["path"])  # effbench would delete it at the next fetch anyway
         self.h2d_bytes += len(a) * a.itemsize
         return a
 
+    def _read_mapped(self, t, code):
+        """The first shape[0] rows of a mapped batch file, through this repeat's one mapping
+        of it. The file must hold max_fetch rows and be the same file all repeat."""
+        import mmap
+        row = array.array(code).itemsize
+        for n in t["shape"][1:]:
+            row *= n
+        m = self.maps.get(t["path"])
+        if m is None:
+            with open(t["path"], "rb") as f:
+                m = self.maps[t["path"]] = (mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ), os.fstat(f.fileno()).st_ino)
+        st = os.stat(t["path"])
+        if st.st_ino != m[1] or st.st_size != self.max_fetch * row or len(m[0]) != st.st_size:
+            raise RuntimeError("mapped batch file %s changed: inode %d (mapped %d), %d bytes, expected %d (max_fetch rows)"
+                               % (t["path"], st.st_ino, m[1], st.st_size, self.max_fetch * row))
+        return array.array(code, m[0][:t["shape"][0] * row])
+
     def train(self, msg):
         """One repeat: fetch batches of the recipe's size from a seeded shuffle, step, until
         effbench answers done. The reply carries only the runner's own counters."""
         self.model.reset(msg["seed"])
         self.paths = set()
+        self.maps = {}  # mapped_batches: path -> (mapping, inode), for this repeat
         rng = random.Random(msg["seed"])
         order = list(range(self.train_samples))
         steps = 0

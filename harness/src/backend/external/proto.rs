@@ -139,14 +139,53 @@ pub struct TrainLoad {
     pub recipe: serde_json::Value,
     pub seed: u64,
     pub threads: usize,
-    /// `"reuse"` when the runner's `hello` listed `reuse_batches` in `features`: each batch
-    /// slot is one file, rewritten in place at every fetch. Absent: a fresh file pair per fetch.
+    /// How batches reach the runner ([`BatchFiles::wire`]); absent: a fresh file pair per fetch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_files: Option<String>,
+    pub batch_files: Option<&'static str>,
 }
 
-/// The `hello` feature by which a training runner asks for batch files rewritten in place.
-pub const REUSE_BATCHES: &str = "reuse_batches";
+/// How a training repeat's batches reach the runner, chosen from the `features` of its `hello`
+/// (docs/runner-protocol.md, "hello (extended)").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchFiles {
+    /// v1.1's default: a fresh file pair per fetch, each file the batch's exact size.
+    #[default]
+    Fresh,
+    /// `reuse_batches`: one file per slot per repeat, rewritten in place and cut to the batch's
+    /// size at every fetch.
+    Reuse,
+    /// `mapped_batches`: one file per slot per repeat, sized once for `max_fetch` rows and
+    /// never resized, rewritten in place from offset 0; the reply's shape says how many rows
+    /// are the batch. A runner can map each file once per repeat and read batches in place.
+    Mapped,
+}
+
+impl BatchFiles {
+    /// The `hello` features that ask for [`BatchFiles::Reuse`] and [`BatchFiles::Mapped`].
+    pub const REUSE: &'static str = "reuse_batches";
+    pub const MAPPED: &'static str = "mapped_batches";
+
+    /// The runner's choice: `mapped_batches` over `reuse_batches` when it lists both.
+    pub fn from_features(features: &[String]) -> BatchFiles {
+        let has = |f: &str| features.iter().any(|x| x == f);
+        if has(Self::MAPPED) {
+            BatchFiles::Mapped
+        } else if has(Self::REUSE) {
+            BatchFiles::Reuse
+        } else {
+            BatchFiles::Fresh
+        }
+    }
+
+    /// `train_load`'s `batch_files`.
+    pub fn wire(self) -> Option<&'static str> {
+        match self {
+            BatchFiles::Fresh => None,
+            BatchFiles::Reuse => Some("reuse"),
+            BatchFiles::Mapped => Some("mapped"),
+        }
+    }
+}
 
 impl Op {
     pub fn name(&self) -> &'static str {
@@ -212,8 +251,8 @@ pub struct HelloReply {
     /// v1.1: the ops it supports; absent means `["infer"]` (a v1 runner).
     #[serde(default)]
     pub ops: Option<Vec<String>>,
-    /// v1.1: optional behaviours the runner asks for; effbench knows [`REUSE_BATCHES`] and
-    /// ignores the rest.
+    /// v1.1: optional behaviours the runner asks for; effbench knows those of [`BatchFiles`]
+    /// and ignores the rest.
     #[serde(default)]
     pub features: Vec<String>,
 }
@@ -331,6 +370,12 @@ mod tests {
         let f: HelloReply =
             serde_json::from_str(&h11.replace(r#""ops""#, r#""features":["reuse_batches","x"],"ops""#)).unwrap();
         assert_eq!(f.features, ["reuse_batches", "x"]);
+        assert_eq!(BatchFiles::from_features(&f.features), BatchFiles::Reuse);
+        let both = ["x", "reuse_batches", "mapped_batches"].map(String::from);
+        assert_eq!(BatchFiles::from_features(&both), BatchFiles::Mapped);
+        assert_eq!(BatchFiles::from_features(&[]), BatchFiles::Fresh);
+        let wire: Vec<_> = [BatchFiles::Fresh, BatchFiles::Reuse, BatchFiles::Mapped].map(BatchFiles::wire).into();
+        assert_eq!(wire, [None, Some("reuse"), Some("mapped")]);
     }
 
     #[test]

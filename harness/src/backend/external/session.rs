@@ -27,7 +27,8 @@ use std::time::Duration;
 use super::config::{RunnerConfig, PRECISIONS};
 use super::process::RunnerProcess;
 use super::proto::{
-    HelloReply, IoDecl, IssueReply, LoadReply, MarkReply, ModelRef, Op, StatsReply, TensorFile, MINOR, PROTOCOL,
+    BatchFiles, HelloReply, IoDecl, IssueReply, LoadReply, MarkReply, ModelRef, Op, StatsReply, TensorFile, MINOR,
+    PROTOCOL,
 };
 use super::RunnerError;
 
@@ -44,8 +45,8 @@ pub struct RunnerSession {
     pub(super) outputs: PathBuf,
     pub(super) own: BTreeSet<String>,
     pub(super) next_file: u64,
-    /// Training: batch files rewritten in place (the runner's `hello` lists `reuse_batches`).
-    pub(super) reuse_batches: bool,
+    /// Training: how batches reach the runner (from the `features` of its `hello`).
+    pub(super) batch_files: BatchFiles,
 }
 
 /// A pass whose issues are sent: (request id, output path, rows) per issue.
@@ -106,7 +107,7 @@ impl RunnerSession {
             outputs,
             own: BTreeSet::from(["outputs".to_string()]),
             next_file: 0,
-            reuse_batches: false,
+            batch_files: BatchFiles::Fresh,
         })
     }
 

@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Files (in WORK): `batches/b<N>.x.bin` / `.y.bin` (effbench deletes each at the next fetch;
-//! the runner may delete them first), or with the `reuse_batches` feature `batches/x.bin` /
-//! `y.bin`, rewritten in place at every fetch (see [`Batches`]); `outputs/e<id>.bin` (the
+//! the runner may delete them first), or with the `reuse_batches` or `mapped_batches` feature
+//! `batches/x.bin` / `y.bin`, rewritten in place at every fetch (see [`Batches`]); `outputs/e<id>.bin` (the
 //! runner's evaluation output, read and deleted by effbench), `eval_inputs.bin` (held-out
 //! inputs, no labels).
 
@@ -23,7 +23,7 @@ use effbench_models::served::{batch_len, Decl, Served};
 use effbench_models::train::Target;
 
 use super::process::Incoming;
-use super::proto::{EvaluateReply, Op, TensorFile, TrainLoad, TrainLoadReply, TrainReply, REUSE_BATCHES};
+use super::proto::{BatchFiles, EvaluateReply, Op, TensorFile, TrainLoad, TrainLoadReply, TrainReply};
 use super::session::{list, RunnerSession};
 use super::RunnerError;
 
@@ -63,8 +63,8 @@ impl RunnerSession {
     /// `train_load` (startup watchdog). A runner whose `hello` lacks the `train` op is refused
     /// first: the caller checks [`super::proto::HelloReply::supports`].
     pub fn train_load(&mut self, mut load: TrainLoad) -> Result<TrainLoadReply, RunnerError> {
-        self.reuse_batches = self.hello().features.iter().any(|f| f == REUSE_BATCHES);
-        load.batch_files = self.reuse_batches.then(|| "reuse".to_string());
+        self.batch_files = BatchFiles::from_features(&self.hello().features);
+        load.batch_files = self.batch_files.wire();
         std::fs::create_dir(self.work.join("batches"))
             .map_err(|e| self.proc.fail(format!("cannot create {}/batches: {e}", self.work.display())))?;
         self.own.insert("batches".into());
@@ -96,7 +96,7 @@ impl RunnerSession {
         let mut run = TrainRun::default();
         let mut next_eval = every;
         let mut idx = Vec::new();
-        let mut batches = Batches::new(self.reuse_batches);
+        let mut batches = Batches::new(self.batch_files, feed.max_fetch);
         loop {
             let (id, value) = match self.proc.next_message(self.cfg.timeout, &awaited)? {
                 Incoming::Reply { re, value } if re == train_id => {
@@ -225,13 +225,17 @@ impl RunnerSession {
 }
 
 /// A repeat's batch files. Fresh (v1.1): a new file pair per fetch, `b<N>.x.bin` /
-/// `b<N>.y.bin`, deleted when the next fetch arrives. Reused (the runner's `hello` lists
-/// `reuse_batches`): one file per slot, `x.bin` / `y.bin`, created when the repeat's first batch
-/// is served and rewritten in place at every fetch (its size is always the batch's), so tmpfs
-/// allocates and zeroes its pages once per repeat instead of once per fetch; deleted at the
-/// repeat's end. Either way the rows are gathered into one buffer reused from fetch to fetch.
+/// `b<N>.y.bin`, deleted when the next fetch arrives. Reused (`reuse_batches`) and mapped
+/// (`mapped_batches`): one file per slot, `x.bin` / `y.bin`, created when the repeat's first
+/// batch is served and rewritten in place at every fetch, so tmpfs allocates and zeroes its
+/// pages once per repeat instead of once per fetch; deleted at the repeat's end. A reused file
+/// is cut to the batch's size each time; a mapped one is sized for `max_fetch` rows when created
+/// and never resized, so a runner's mapping of it stays valid all repeat (a file cut under a
+/// mapping makes reads past its end fault). Rows that are not stored in the wire's format are
+/// gathered into one buffer reused from fetch to fetch.
 struct Batches {
-    reuse: bool,
+    mode: BatchFiles,
+    max_fetch: usize,
     x: Vec<u8>,
     y: Vec<u8>,
     /// Bytes of the last batch written (x and y).
@@ -244,8 +248,17 @@ struct Batches {
 }
 
 impl Batches {
-    fn new(reuse: bool) -> Batches {
-        Batches { reuse, x: Vec::new(), y: Vec::new(), bytes: 0, files: None, written: Vec::new(), fresh: Vec::new() }
+    fn new(mode: BatchFiles, max_fetch: usize) -> Batches {
+        Batches {
+            mode,
+            max_fetch,
+            x: Vec::new(),
+            y: Vec::new(),
+            bytes: 0,
+            files: None,
+            written: Vec::new(),
+            fresh: Vec::new(),
+        }
     }
 
     /// A fetch arrived: the previous fetch's fresh files go (reused ones stay).
@@ -283,56 +296,66 @@ impl Batches {
         }
         data.write_y(idx, &mut self.y[..ny]);
         self.bytes = nx + ny;
-        if self.reuse && self.files.is_none() {
-            let x = create(s, "x.bin", &mut self.written)?;
-            let y = match yd {
-                Some(_) => Some(create(s, "y.bin", &mut self.written)?),
+        if self.mode != BatchFiles::Fresh && self.files.is_none() {
+            let sized = |d: &Decl| (self.mode == BatchFiles::Mapped).then(|| batch_len(d, self.max_fetch));
+            let x = create(s, "x.bin", sized(&xd), &mut self.written)?;
+            let y = match &yd {
+                Some(d) => Some(create(s, "y.bin", sized(d), &mut self.written)?),
                 None => None,
             };
             self.files = Some((x, y));
         }
+        let cut = self.mode == BatchFiles::Reuse;
         s.next_file += 1;
         let n = s.next_file;
         let gathered = [&self.x[..if direct.is_some() { 0 } else { nx }]];
         let x_parts = direct.as_deref().unwrap_or(&gathered);
         let x_file = self.files.as_ref().map(|f| (&f.0, &self.written[0]));
-        let x_path = put(s, x_file, &format!("b{n}.x.bin"), x_parts, nx, &mut self.fresh)?;
+        let x_path = put(s, x_file, &format!("b{n}.x.bin"), x_parts, cut.then_some(nx), &mut self.fresh)?;
         let mut reply = serde_json::json!({ "x": tensor(x_path, &xd, idx.len()) });
         if let Some(yd) = yd {
             let y_file = self.files.as_ref().and_then(|f| f.1.as_ref()).map(|f| (f, &self.written[1]));
-            let y_path = put(s, y_file, &format!("b{n}.y.bin"), &[&self.y[..ny]], ny, &mut self.fresh)?;
+            let y_path = put(s, y_file, &format!("b{n}.y.bin"), &[&self.y[..ny]], cut.then_some(ny), &mut self.fresh)?;
             reply["y"] = tensor(y_path, &yd, idx.len());
         }
         Ok(reply)
     }
 }
 
-/// A reused slot's file, created exclusively (never one the runner planted).
-fn create(s: &mut RunnerSession, name: &str, written: &mut Vec<PathBuf>) -> Result<File, RunnerError> {
+/// A reused or mapped slot's file, created exclusively (never one the runner planted), and
+/// for a mapped slot sized once (`size` bytes; tmpfs allocates pages only where written).
+fn create(
+    s: &mut RunnerSession,
+    name: &str,
+    size: Option<usize>,
+    written: &mut Vec<PathBuf>,
+) -> Result<File, RunnerError> {
     let path = s.work.join("batches").join(name);
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&path)
+        .and_then(|f| size.map_or(Ok(()), |n| f.set_len(n as u64)).map(|_| f))
         .map_err(|e| s.proc.fail(format!("cannot create {}: {e}", path.display())))?;
     written.push(path);
     Ok(f)
 }
 
-/// `parts` (`len` bytes) into a slot's file: rewritten in place and cut to `len` when reused,
-/// else a fresh file `WORK/batches/<fresh>` (recorded in `fresh`). Returns the path.
+/// `parts` into a slot's file: rewritten in place from offset 0 (and cut to `cut` bytes when
+/// given: a reused slot), else a fresh file `WORK/batches/<fresh>` (recorded in `fresh`).
+/// Returns the path.
 fn put(
     s: &mut RunnerSession,
     reused: Option<(&File, &PathBuf)>,
     fresh: &str,
     parts: &[&[u8]],
-    len: usize,
+    cut: Option<usize>,
     fresh_files: &mut Vec<PathBuf>,
 ) -> Result<PathBuf, RunnerError> {
     if let Some((f, path)) = reused {
         return write_parts(f, parts)
-            .and_then(|_| f.set_len(len as u64))
+            .and_then(|_| cut.map_or(Ok(()), |len| f.set_len(len as u64)))
             .map(|_| path.clone())
             .map_err(|e| s.proc.fail(format!("cannot write {}: {e}", path.display())));
     }
