@@ -9,6 +9,13 @@ the protocol. `bench.py` runs the same training through driver.Driver: one fetch
 one pair of batch files on /dev/shm per batch, evaluate messages and output files. Both use
 the synthetic data of synth.py; the target is out of reach, so both train exactly --samples
 samples. Each prints one JSON line per repeat.
+
+With `--data DIR --target Q` (Fashion-MNIST workloads) the bare loop trains on the real data
+instead, as effbench serves it: every training image of DIR's train split, the first 2,000
+t10k images held out, pixels / 255 (models/src/data/idx.rs), scored by accuracy, stopping at the
+first evaluation that meets Q or at --samples. Repeat r uses seed r, as `effbench run --repeat`
+does, so on the same data bare and through effbench do the same work: the same batches, the
+same evaluations, the same samples to target. bench/runner-overhead.sh compares the two.
 """
 
 import argparse
@@ -27,6 +34,8 @@ def args_of(argv):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--samples", type=int, default=60000, help="samples trained per repeat")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--data", help="Fashion-MNIST IDX directory: train on the real data (bare only)")
+    ap.add_argument("--target", type=float, help="with --data: stop at the first evaluation that meets it")
     return ap.parse_args(argv)
 
 
@@ -47,7 +56,12 @@ def main(argv, configure_threads):
     configure_threads(a.threads)
     import synth
     import trainer
-    data = unreachable(synth.for_workload(a.workload))
+    if a.data:
+        if a.target is None or not a.workload.startswith("fmnist-"):
+            raise SystemExit("--data needs --target and a Fashion-MNIST workload")
+        data = synth.fashion_mnist(a.data, a.target)
+    else:
+        data = unreachable(synth.for_workload(a.workload))
     every = RECIPES[a.workload][2]
     t = trainer.Trainer(a.workload, trainer.Recipe(recipe(a.workload)), len(data.x))
     t.warm(data.eval_x)
@@ -57,9 +71,9 @@ def main(argv, configure_threads):
         def fetch(idx):
             if state["served"] >= state["next"] or state["served"] >= a.samples:
                 state["next"] += every
-                data.score(t.output(data.eval_x))
+                met = data.met(data.score(t.output(data.eval_x)))
                 state["evals"] += 1
-                if state["served"] >= a.samples:
+                if met or state["served"] >= a.samples:
                     return None
             state["served"] += len(idx)
             return data.x[idx], (None if data.y is None else data.y[idx])

@@ -1,6 +1,9 @@
 """Small synthetic data sets with learnable structure, one per kind of training workload, in
 the tensors the contract serves (float32 rows, int64 classes or character ids)."""
 
+import gzip
+import os
+
 import numpy as np
 
 from driver import Dataset, accuracy, mean_nats, roc_auc
@@ -53,6 +56,20 @@ def subspace(dim=640, rank=8, n_train=2000, n_test=400, seed=0, target=0.9):
     def score(out):
         return roc_auc(((out - ex) ** 2).mean(axis=1), anomalous)
     return Dataset(x, None, ex, score, True, target)
+
+
+def fashion_mnist(directory, target, n_test=2000):
+    """The real Fashion-MNIST as effbench serves it (models/src/data/idx.rs, workload.rs): all of
+    the directory's train split, the first `n_test` t10k images held out, pixels / 255."""
+    def idx(name, header):
+        with gzip.open(os.path.join(directory, name), "rb") as f:
+            raw = f.read()
+        return np.frombuffer(raw, np.uint8, offset=header)
+    x = (idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784) / np.float32(255)).astype(np.float32)
+    y = idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    ex = (idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784)[:n_test] / np.float32(255)).astype(np.float32)
+    ey = idx("t10k-labels-idx1-ubyte.gz", 8)[:n_test].astype(np.int64)
+    return Dataset(x, y, ex, lambda logits: accuracy(logits, ey), True, target)
 
 
 def for_workload(workload, **kw):
