@@ -13,7 +13,7 @@
 use candle_core::{Result, Tensor};
 
 use crate::fused;
-use crate::layers::{relu_flops, softmax_flops, Embedding, Flops, Init, LayerNorm, Linear, Params};
+use crate::layers::{relu_flops, softmax_flops, Embedding, Flops, Init, LayerNorm, Linear, Params, Pass};
 use crate::task::Net;
 
 #[derive(Clone, Copy, Debug)]
@@ -106,33 +106,43 @@ impl CharLm {
     }
 
     /// x: (b·t, d) rows of `b` windows of `t` tokens -> (b·t, d).
-    fn attention(&self, blk: &Block, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+    fn attention(&self, pass: Pass, blk: &Block, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
         let d = self.cfg.d_model;
-        let proj = |l: &Linear| linear(x, l, false)?.reshape((b, t, d));
+        let proj = |l: &Linear| linear(pass, x, l, false)?.reshape((b, t, d));
         let y =
             fused::attn::causal_attention(&proj(&blk.q)?, &proj(&blk.k)?, &proj(&blk.v)?, self.cfg.heads, &self.mask)?;
-        linear(&y.reshape((b * t, d))?, &blk.o, false)
+        linear(pass, &y.reshape((b * t, d))?, &blk.o, false)
+    }
+
+    /// x: (batch, t) u32 character ids, t <= context -> (batch, t, vocab) logits.
+    fn run(&self, pass: Pass, x: &Tensor) -> Result<Tensor> {
+        let (b, t) = x.dims2()?;
+        let (d, v) = (self.cfg.d_model, self.cfg.vocab);
+        let pos = pass.param(&self.pos.table).narrow(0, 0, t)?;
+        let mut h = self.tok.forward_in(pass, x)?.broadcast_add(&pos)?.reshape((b * t, d))?;
+        for blk in &self.blocks {
+            h = (&h + self.attention(pass, blk, &blk.ln1.forward_in(pass, &h)?, b, t)?)?;
+            let m = linear(pass, &linear(pass, &blk.ln2.forward_in(pass, &h)?, &blk.fc1, true)?, &blk.fc2, false)?;
+            h = (h + m)?;
+        }
+        linear(pass, &self.ln_f.forward_in(pass, &h)?, &self.head, false)?.reshape((b, t, v))
     }
 }
 
 /// `x W + b` (ReLU when `relu`) of (rows, in) x: one fused op on the CPU.
-fn linear(x: &Tensor, l: &Linear, relu: bool) -> Result<Tensor> {
-    fused::linear(x, l.weight.as_tensor(), l.bias.as_tensor(), relu)
+fn linear(pass: Pass, x: &Tensor, l: &Linear, relu: bool) -> Result<Tensor> {
+    fused::linear(x, &pass.param(&l.weight), &pass.param(&l.bias), relu)
 }
 
 impl Net for CharLm {
     /// x: (batch, t) u32 character ids, t <= context -> (batch, t, vocab) logits
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t) = x.dims2()?;
-        let (d, v) = (self.cfg.d_model, self.cfg.vocab);
-        let pos = self.pos.table.narrow(0, 0, t)?;
-        let mut h = self.tok.forward(x)?.broadcast_add(&pos)?.reshape((b * t, d))?;
-        for blk in &self.blocks {
-            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?, b, t)?)?;
-            let m = linear(&linear(&blk.ln2.forward(&h)?, &blk.fc1, true)?, &blk.fc2, false)?;
-            h = (h + m)?;
-        }
-        linear(&self.ln_f.forward(&h)?, &self.head, false)?.reshape((b, t, v))
+        self.run(Pass::Train, x)
+    }
+
+    /// `forward` on detached parameters: no graph, and the attention keeps no probabilities.
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(Pass::Infer, x)
     }
 
     fn params(&self) -> &Params {

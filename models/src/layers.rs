@@ -91,6 +91,24 @@ pub struct Linear {
     pub bias: Var,
 }
 
+/// How a pass reads a layer's parameters: as the variables, so the pass records the graph a
+/// backward needs (training), or detached (inference and evaluation: no graph, and the fused
+/// ops keep nothing for a backward).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Train,
+    Infer,
+}
+
+impl Pass {
+    pub fn param(self, v: &Var) -> Tensor {
+        match self {
+            Pass::Train => v.as_tensor().clone(),
+            Pass::Infer => v.as_tensor().detach(),
+        }
+    }
+}
+
 impl Linear {
     pub fn new(init: &mut Init, name: &str, d_in: usize, d_out: usize) -> Result<Self> {
         let bound = 1.0 / (d_in as f32).sqrt();
@@ -181,7 +199,11 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::fused::norm::layer_norm(x, &self.gain, &self.shift, 1e-5)
+        self.forward_in(Pass::Train, x)
+    }
+
+    pub fn forward_in(&self, pass: Pass, x: &Tensor) -> Result<Tensor> {
+        crate::fused::norm::layer_norm(x, &pass.param(&self.gain), &pass.param(&self.shift), 1e-5)
     }
 
     /// One row of d. Forward 7d + 1: two means (d each), x - μ, its square, the division by
@@ -208,10 +230,14 @@ impl Embedding {
 
     /// ids: (b, t) u32 -> (b, t, d)
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.forward_in(Pass::Train, ids)
+    }
+
+    pub fn forward_in(&self, pass: Pass, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
         let d = self.table.dim(D::Minus1)?;
-        self.table.index_select(&flat, 0)?.reshape((b, t, d))
+        pass.param(&self.table).index_select(&flat, 0)?.reshape((b, t, d))
     }
 
     /// One looked-up row of d: the lookup is a gather (not counted); backward adds the row's

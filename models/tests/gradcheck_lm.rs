@@ -168,3 +168,38 @@ fn the_check_catches_a_wrong_norm_or_attention_backward() {
     }));
     assert!(caught.is_err(), "AttnJacobianSkipped must fail the gradient check");
 }
+
+/// Forward-only attention (no operand tracked: inference) keeps no probabilities and uses the
+/// vectorised f32 softmax: its values are the training path's to a few ulp (exactly in f64,
+/// which has no vectorised softmax), it is still causal, and it records no op. On the char LM,
+/// `Net::infer` gives `forward`'s logits to f32 rounding and builds no graph.
+#[test]
+fn forward_only_attention_and_the_lm_infer_as_the_training_path() {
+    let (b, t, d, heads) = (3, 20, 8, 2);
+    for (dtype, tol) in [(DType::F64, 0.0), (DType::F32, 1e-6)] {
+        let [q, k, v] = [21, 22, 23].map(|s| randn(&[b, t, d], s).to_dtype(dtype).unwrap());
+        let tracked = [24, 25, 26].map(|s| Var::from_tensor(&randn(&[b, t, d], s).to_dtype(dtype).unwrap()).unwrap());
+        let plain = [0, 1, 2].map(|i| tracked[i].as_tensor().detach());
+        let train =
+            fused::attn::causal_attention(&tracked[0], &tracked[1], &tracked[2], heads, &mask(t, dtype)).unwrap();
+        let infer = fused::attn::causal_attention(&plain[0], &plain[1], &plain[2], heads, &mask(t, dtype)).unwrap();
+        assert!(train.track_op() && !infer.track_op());
+        let diff = max_abs_diff(&train, &infer);
+        assert!(diff <= tol, "{dtype:?}: forward-only attention is {diff:e} from the training path");
+        let y = fused::attn::causal_attention(&q, &k, &v, heads, &mask(t, dtype)).unwrap();
+        assert_eq!(max_abs_diff(&y.narrow(1, 0, 1).unwrap(), &v.narrow(1, 0, 1).unwrap()), 0.0);
+    }
+
+    use effbench_models::charlm::{CharLm, Config};
+    use effbench_models::{layers::Init, task::Net};
+    let cfg = Config { vocab: 11, context: 16, d_model: 16, heads: 4, blocks: 2 };
+    let mut r = rng::rng(27, Stream::Init);
+    let net = CharLm::new(cfg, Init::new(&mut r, &Device::Cpu, DType::F32)).unwrap();
+    let ids: Vec<u32> = (0..5 * 16).map(|i| (i * 7 % 11) as u32).collect();
+    let x = Tensor::from_vec(ids, (5, 16), &Device::Cpu).unwrap();
+    let (a, b) = (net.forward(&x).unwrap(), net.infer(&x).unwrap());
+    assert_eq!(b.dims(), &[5, 16, 11]);
+    let diff = max_abs_diff(&a, &b);
+    assert!(diff < 1e-5, "infer is {diff:e} from forward");
+    assert!(a.track_op() && !b.track_op(), "infer builds no graph");
+}

@@ -38,7 +38,11 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: 
     let scale = 1.0 / ((d / heads) as f64).sqrt();
     let one_dtype = k.dtype() == q.dtype() && v.dtype() == q.dtype();
     if fusable(q) && one_dtype {
-        let op = Attention { heads, scale, jacobian: !fault(Fault::AttnJacobianSkipped), probs: OnceLock::new() };
+        // No operand tracked (inference on detached weights): no backward can follow, so
+        // the probabilities are not kept and each head's live in a small reused buffer.
+        let keep = q.track_op() || k.track_op() || v.track_op();
+        let jacobian = !fault(Fault::AttnJacobianSkipped);
+        let op = Attention { heads, scale, jacobian, keep, probs: OnceLock::new() };
         return q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op);
     }
     let dh = d / heads;
@@ -55,6 +59,8 @@ struct Attention {
     scale: f64,
     /// Apply the softmax's Jacobian in the backward (false only under `Fault`).
     jacobian: bool,
+    /// Keep the probabilities for a backward (an operand is tracked).
+    keep: bool,
     /// The probabilities, (batch, heads, t, t), kept by the forward for the backward.
     probs: OnceLock<CpuStorage>,
 }
@@ -131,11 +137,16 @@ fn split_batches<T: Send, const N: usize>(
 }
 
 /// The causal softmax of one head's scaled scores in place: row i over columns 0..=i, the
-/// rest set to exactly 0.
-fn causal_softmax<T: Real>(s: &mut [T], t: usize, scale: T) {
+/// rest set to exactly 0. `fast` (forward-only passes): the type's vectorised softmax where
+/// it has one (f32; a few ulp from this one), else this one.
+fn causal_softmax<T: Real>(s: &mut [T], t: usize, scale: T, fast: bool) {
     let zero = T::from_f64(0.0);
     for (i, row) in s.chunks_exact_mut(t).enumerate() {
         let (live, masked) = row.split_at_mut(i + 1);
+        masked.iter_mut().for_each(|v| *v = zero);
+        if fast && T::softmax_fast(live, scale) {
+            continue;
+        }
         live.iter_mut().for_each(|v| *v *= scale);
         let max = live.iter().copied().fold(live[0], |a, b| if b > a { b } else { a });
         let mut sum = zero;
@@ -144,35 +155,73 @@ fn causal_softmax<T: Real>(s: &mut [T], t: usize, scale: T) {
             sum += *v;
         }
         live.iter_mut().for_each(|v| *v /= sum);
-        masked.iter_mut().for_each(|v| *v = zero);
     }
 }
 
-/// Forward: y (b, t, d) and the probabilities (b, h, t, t).
-fn forward<T: Real>(q: &[T], k: &[T], v: &[T], n: Dims, scale: f64) -> Result<(Vec<T>, Vec<T>)> {
+/// Forward: y (b, t, d), and the probabilities (b, h, t, t) when `keep`; else each head's
+/// are computed in one (t, t) buffer per thread, reused, and dropped.
+fn forward<T: Real>(q: &[T], k: &[T], v: &[T], n: Dims, scale: f64, keep: bool) -> Result<(Vec<T>, Option<Vec<T>>)> {
     let zero = T::from_f64(0.0);
-    let (td, htt) = (n.t * n.d, n.h * n.t * n.t);
+    let (td, tt) = (n.t * n.d, n.t * n.t);
+    let sm = Scores { scale: T::from_f64(scale), fast: !keep };
+    let batch = |b: usize| {
+        let r = b * td..(b + 1) * td;
+        Heads { q: &q[r.clone()], k: &k[r.clone()], v: &v[r] }
+    };
     let mut y = vec![zero; n.b * td];
-    let mut p = vec![zero; n.b * htt];
-    split_batches([&mut y[..], &mut p[..]], [td, htt], n.b, |first, [y, p]| {
-        let mut tmp = vec![zero; n.t * n.dh];
-        for (i, (y, p)) in y.chunks_exact_mut(td).zip(p.chunks_exact_mut(htt)).enumerate() {
-            let off = (first + i) * td;
-            let (q, k, v) = (&q[off..off + td], &k[off..off + td], &v[off..off + td]);
-            for (h, p) in p.chunks_exact_mut(n.t * n.t).enumerate() {
-                matmul::accumulate_serial(p, (n.t, n.t, n.dh), n.head(q, h), n.head_t(k, h))?;
-                causal_softmax(p, n.t, T::from_f64(scale));
-                tmp.iter_mut().for_each(|x| *x = zero);
-                let pm = Operand { data: &p[..], row_stride: n.t, col_stride: 1 };
-                matmul::accumulate_serial(&mut tmp, (n.t, n.dh, n.t), pm, n.head(v, h))?;
-                for (row, src) in y.chunks_exact_mut(n.d).zip(tmp.chunks_exact(n.dh)) {
-                    row[h * n.dh..(h + 1) * n.dh].copy_from_slice(src);
+    if !keep {
+        split_batches([&mut y[..]], [td], n.b, |first, [y]| {
+            let (mut p, mut tmp) = (vec![zero; tt], vec![zero; n.t * n.dh]);
+            for (i, y) in y.chunks_exact_mut(td).enumerate() {
+                for h in 0..n.h {
+                    head(batch(first + i), n, h, sm, &mut p, &mut tmp, y)?;
                 }
+            }
+            Ok(())
+        })?;
+        return Ok((y, None));
+    }
+    let mut probs = vec![zero; n.b * n.h * tt];
+    split_batches([&mut y[..], &mut probs[..]], [td, n.h * tt], n.b, |first, [y, p]| {
+        let mut tmp = vec![zero; n.t * n.dh];
+        for (i, (y, p)) in y.chunks_exact_mut(td).zip(p.chunks_exact_mut(n.h * tt)).enumerate() {
+            for (h, p) in p.chunks_exact_mut(tt).enumerate() {
+                head(batch(first + i), n, h, sm, p, &mut tmp, y)?;
             }
         }
         Ok(())
     })?;
-    Ok((y, p))
+    Ok((y, Some(probs)))
+}
+
+/// How the scores become probabilities: the scale, and whether the vectorised softmax may be
+/// used (a forward-only pass, nothing kept: yes; training keeps the generic one, whose values
+/// the recorded baselines were trained with).
+#[derive(Clone, Copy)]
+struct Scores<T> {
+    scale: T,
+    fast: bool,
+}
+
+/// One window's q, k and v rows, (t, d) each.
+struct Heads<'a, T> {
+    q: &'a [T],
+    k: &'a [T],
+    v: &'a [T],
+}
+
+/// Head `h` of one window: `p` (t, t) = the causal softmax of Q_h K_hᵀ · scale, then Y_h =
+/// P V_h (through `tmp`, (t, dh)) into head h's columns of `y` (t, d). `p` and `tmp` are
+/// overwritten, never read first.
+fn head<T: Real>(x: Heads<T>, n: Dims, h: usize, sm: Scores<T>, p: &mut [T], tmp: &mut [T], y: &mut [T]) -> Result<()> {
+    matmul::product_serial(p, (n.t, n.t, n.dh), n.head(x.q, h), n.head_t(x.k, h))?;
+    causal_softmax(p, n.t, sm.scale, sm.fast);
+    let pm = Operand { data: &p[..], row_stride: n.t, col_stride: 1 };
+    matmul::product_serial(tmp, (n.t, n.dh, n.t), pm, n.head(x.v, h))?;
+    for (row, src) in y.chunks_exact_mut(n.d).zip(tmp.chunks_exact(n.dh)) {
+        row[h * n.dh..(h + 1) * n.dh].copy_from_slice(src);
+    }
+    Ok(())
 }
 
 impl CustomOp3 for Attention {
@@ -195,18 +244,20 @@ impl CustomOp3 for Attention {
         let (y, p) = match (s1, s2, s3) {
             (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) => {
                 let (q, k, v) = (contiguous(q, l1, w)?, contiguous(k, l2, w)?, contiguous(v, l3, w)?);
-                let (y, p) = forward(q, k, v, n, self.scale)?;
-                (CpuStorage::F32(y), CpuStorage::F32(p))
+                let (y, p) = forward(q, k, v, n, self.scale, self.keep)?;
+                (CpuStorage::F32(y), p.map(CpuStorage::F32))
             }
             (CpuStorage::F64(q), CpuStorage::F64(k), CpuStorage::F64(v)) => {
                 let (q, k, v) = (contiguous(q, l1, w)?, contiguous(k, l2, w)?, contiguous(v, l3, w)?);
-                let (y, p) = forward(q, k, v, n, self.scale)?;
-                (CpuStorage::F64(y), CpuStorage::F64(p))
+                let (y, p) = forward(q, k, v, n, self.scale, self.keep)?;
+                (CpuStorage::F64(y), p.map(CpuStorage::F64))
             }
             _ => candle_core::bail!("fused attention: q, k and v must all be f32 or all f64"),
         };
-        if self.probs.set(p).is_err() {
-            candle_core::bail!("fused attention: one op instance runs forward once");
+        if let Some(p) = p {
+            if self.probs.set(p).is_err() {
+                candle_core::bail!("fused attention: one op instance runs forward once");
+            }
         }
         Ok((y, l1.shape().clone()))
     }
@@ -219,7 +270,9 @@ impl CustomOp3 for Attention {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(probs) = self.probs.get() else { candle_core::bail!("fused attention: backward before forward") };
+        let Some(probs) = self.probs.get() else {
+            candle_core::bail!("fused attention: backward without the forward's probabilities (none was tracked)")
+        };
         let op = AttentionGrad {
             heads: self.heads,
             scale: self.scale,

@@ -44,12 +44,35 @@ pub(crate) fn accumulate_serial<T: Real>(
     gemm_into(dst, dims, a, b, gemm::Parallelism::None)
 }
 
+/// `dst = a · b` on the calling thread: as [`accumulate_serial`], but `dst`'s old values are
+/// never read, so it needs no zeroing first.
+pub(crate) fn product_serial<T: Real>(
+    dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Result<()> {
+    gemm_with(dst, dims, a, b, gemm::Parallelism::None, false)
+}
+
 fn gemm_into<T: Real>(
+    dst: &mut [T],
+    dims: (usize, usize, usize),
+    a: Operand<T>,
+    b: Operand<T>,
+    par: gemm::Parallelism,
+) -> Result<()> {
+    gemm_with(dst, dims, a, b, par, true)
+}
+
+/// `dst = a · b`, plus `dst`'s old values when `read_dst`.
+fn gemm_with<T: Real>(
     dst: &mut [T],
     (n, m, k): (usize, usize, usize),
     a: Operand<T>,
     b: Operand<T>,
     par: gemm::Parallelism,
+    read_dst: bool,
 ) -> Result<()> {
     if dst.len() != n * m || a.data.len() < a.extent(n, k) || b.data.len() < b.extent(k, m) {
         candle_core::bail!("gemm: operands too small for ({n} x {k}) x ({k} x {m})");
@@ -67,7 +90,7 @@ fn gemm_into<T: Real>(
             dst.as_mut_ptr(),
             1,
             m as isize,
-            true,
+            read_dst,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,

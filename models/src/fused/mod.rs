@@ -21,6 +21,7 @@ mod conv_pool;
 mod direct;
 pub(crate) mod matmul;
 pub mod norm;
+mod softmax;
 
 pub use conv::{conv2d, max_pool2x2};
 pub use conv_pool::conv2d_relu_pool;
@@ -35,6 +36,11 @@ pub(crate) trait Real: WithDType {
     fn conv_direct(_w: &[Self], _offs: &[usize], _xpad: &[Self], _y: &mut [Self], _dims: (usize, usize)) -> bool {
         false
     }
+    /// `softmax::softmax_f32` (vectorised, a few ulp from the generic softmax) where this type
+    /// has it: false when nothing was done.
+    fn softmax_fast(_row: &mut [Self], _scale: Self) -> bool {
+        false
+    }
 }
 
 impl Real for f32 {
@@ -46,6 +52,10 @@ impl Real for f32 {
     }
     fn conv_direct(w: &[f32], offs: &[usize], xpad: &[f32], y: &mut [f32], dims: (usize, usize)) -> bool {
         direct::conv_f32(w, offs, xpad, y, dims)
+    }
+    fn softmax_fast(row: &mut [f32], scale: f32) -> bool {
+        softmax::softmax_f32(row, scale);
+        true
     }
 }
 
