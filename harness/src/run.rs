@@ -382,6 +382,9 @@ fn run_workload(
         repeat.energy_scopes = crate::scope::repeat_scopes(&result, &repeat);
         result.repeats.push(repeat);
         result.summarise(0);
+        if let (1, Backend::External(cfg)) = (result.repeats.len(), &plan.backend) {
+            write_runner_config(plan, spec.id, cfg)?;
+        }
         files.write(&result, meter, idle, &windows)?;
         kept.repeats += 1;
     }
@@ -392,6 +395,15 @@ fn run_workload(
     }
     progress.workload_done(spec.id);
     Ok(Finished { path: files.result_path().to_path_buf(), result })
+}
+
+/// The runner TOML's bytes, the ones `backend.runner_config_sha256` hashes, as
+/// `<workload>.runner.toml` beside the result (a bundle carries it; `effbench check` re-hashes
+/// it). Written with the first repeat's result, so an earlier run's copy (`--force`) is replaced
+/// only when its result is.
+fn write_runner_config(plan: &RunPlan, workload: &str, cfg: &crate::backend::external::RunnerConfig) -> Result<()> {
+    let path = crate::backend::external::process::config_copy_path(&plan.out_dir, workload);
+    fsutil::write_atomic(&path, &cfg.bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 enum Work {

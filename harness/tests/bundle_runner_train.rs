@@ -109,6 +109,72 @@ fn a_runner_training_bundle_carries_its_log_no_export_and_checks_valid() {
     assert_finding(&o, 0, &["pass", "validity", &rel]);
 }
 
+/// The SHA-256 the fixture's result records for its runner TOML.
+fn recorded_config_sha(b: &Path) -> String {
+    let r = effbench::result::RunResult::load(&b.join(result_rel(b))).unwrap();
+    r.backend.runner_config_sha256.expect("a runner run records its TOML's SHA-256")
+}
+
+#[test]
+fn a_runner_bundle_carries_the_runner_toml_it_was_run_with_and_checks_it() {
+    let d = tempdir("brt-toml");
+    let b = bundle(d.path(), |_| {});
+    let toml = format!("{}/{W}.runner.toml", run_dir(&b));
+    // The bytes the run was given (the fixture's TOML), carried as they are.
+    let given = std::fs::read(fixture().parent().unwrap().join("runner.toml")).unwrap();
+    assert_eq!(std::fs::read(b.join(&toml)).unwrap(), given);
+    let sha = recorded_config_sha(&b);
+    let o = check(&b);
+    assert_finding(&o, 0, &["bundle valid"]);
+    assert_finding(&o, 0, &["pass", "runner-config", &toml, &sha, "records"]);
+}
+
+#[test]
+fn a_runner_toml_edited_or_removed_after_submit_fails_under_a_rehashed_manifest() {
+    let d = tempdir("brt-toml-edit");
+    let b = bundle(d.path(), |_| {});
+    let toml = format!("{}/{W}.runner.toml", run_dir(&b));
+    let sha = recorded_config_sha(&b);
+    // A longer watchdog, say, covered by a re-hashed manifest entry: the file's hash is the
+    // manifest's, but not the one the result recorded.
+    let edited =
+        String::from_utf8(std::fs::read(b.join(&toml)).unwrap()).unwrap().replace("timeout_s = 60", "timeout_s = 600");
+    std::fs::write(b.join(&toml), &edited).unwrap();
+    rehash(&b, &toml).unwrap();
+    let (new_sha, _) = effbench::bundle::fsafe::hash_file(&b, Path::new(&toml)).unwrap();
+    assert_ne!(new_sha, sha);
+    let o = check(&b);
+    assert_finding(
+        &o,
+        4,
+        &["fail", "runner-config", &toml, &format!("SHA-256 {new_sha}"), &sha, "not the runner TOML"],
+    );
+    assert_finding(&o, 4, &["bundle INVALID"]);
+    assert!(!both(&o).contains("pass  runner-config"), "{}", both(&o));
+    // Removed, with its manifest entry: the result still names a TOML the bundle lacks.
+    std::fs::remove_file(b.join(&toml)).unwrap();
+    edit_json(&b.join("manifest.json"), |v| v["files"].as_array_mut().unwrap().retain(|f| f["path"] != toml.as_str()));
+    assert_finding(&check(&b), 4, &["fail", "runner-config", &toml, "no runner TOML", &sha]);
+}
+
+#[test]
+fn submit_refuses_a_runner_run_without_its_runner_toml() {
+    let d = tempdir("brt-notoml");
+    let res = d.path().join("res");
+    copy_dir(fixture(), &res);
+    let toml = res.join(format!("{W}.runner.toml"));
+    std::fs::remove_file(&toml).unwrap();
+    let out = d.path().join("bundle");
+    let o = run(&["submit", res.to_str().unwrap(), "--out", out.to_str().unwrap(), "--submitter", "acme"]);
+    let e = both(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    let result = res.join(format!("{W}.json"));
+    for part in [&result.display().to_string(), &toml.display().to_string(), "runner_config_sha256", "is missing"] {
+        assert!(e.contains(part), "expected {part:?} in: {e}");
+    }
+    assert!(e.contains("submit the result directory `effbench run` wrote"), "{e}");
+}
+
 #[test]
 fn submit_refuses_a_runner_training_run_without_its_log() {
     let d = tempdir("brt-nolog");

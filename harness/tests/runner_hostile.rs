@@ -159,8 +159,13 @@ fn conformant_template_runner_gives_a_checked_valid_result() {
         let overhead = run.overhead_per_unit_s.unwrap().0;
         assert!((overhead - (rep.wall_s.0 - busy) / rep.units_processed as f64).abs() < 1e-12);
     }
-    // The runner's stderr is kept beside the result.
+    // The runner's stderr is kept beside the result, and the runner TOML's bytes, which hash
+    // to the SHA-256 the result records.
     assert!(r.dir.join(format!("{WORKLOAD}.runner.log")).exists());
+    let copy = std::fs::read(r.dir.join(format!("{WORKLOAD}.runner.toml"))).unwrap();
+    assert_eq!(copy, std::fs::read(repo().join("runners/template/runner.toml")).unwrap());
+    let sha = effbench::bundle::fsafe::sha256_of(&copy[..]).unwrap().0;
+    assert_eq!(res.backend.runner_config_sha256.as_deref(), Some(sha.as_str()));
 }
 
 #[test]

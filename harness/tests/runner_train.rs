@@ -110,9 +110,18 @@ fn conformant_runner_reaches_the_target_and_effbench_counts_everything() {
     check_counts(&r, |_| 2);
     // The result names the runner configuration that made it: the TOML's SHA-256, as
     // coreutils' sha256sum computes it.
-    let sum = Command::new("sha256sum").arg(&config).output().unwrap();
-    let sum = String::from_utf8(sum.stdout).unwrap();
-    assert_eq!(r.result().backend.runner_config_sha256.as_deref(), sum.split_whitespace().next());
+    let sha256sum = |p: &Path| {
+        let o = Command::new("sha256sum").arg(p).output().unwrap();
+        assert!(o.status.success(), "sha256sum {}", p.display());
+        String::from_utf8(o.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+    };
+    let recorded = r.result().backend.runner_config_sha256.expect("runner_config_sha256");
+    assert_eq!(recorded, sha256sum(&config));
+    // And keeps the TOML's bytes beside the result (a bundle carries them): the very bytes
+    // given, which hash to the recorded SHA-256.
+    let copy = r.dir.join(format!("{WORKLOAD}.runner.toml"));
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&config).unwrap(), "{}", copy.display());
+    assert_eq!(sha256sum(&copy), recorded);
 }
 
 #[test]

@@ -14,6 +14,9 @@
 //!     <workload>.wall.csv      the wall meter's samples (--meter ptd://), where present
 //!     <workload>.runner.log    the runner's stderr (--backend external:); required for
 //!                              training through a runner
+//!     <workload>.runner.toml   the runner TOML the run was given, byte for byte; required
+//!                              where the result records backend.runner_config_sha256 (its
+//!                              SHA-256 is re-derived, check/refs.rs)
 //!     recipe.toml              the training recipe the result names (its SHA-256 is re-derived)
 //!     export/<workload>/       for runner inference runs: the ONNX model, inputs and reference
 //!                              outputs (a runner training run trains its own model: no export;

@@ -139,9 +139,10 @@ pub fn archive_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The result file and what belongs to it: trace, wall samples, runner log (same stem, same
-/// directory), the recipe, and for runner inference runs the exported model (a runner
-/// training run has none: the runner trains its own model; its log is required instead).
+/// The result file and what belongs to it: trace, wall samples, runner log and runner TOML
+/// (same stem, same directory; the TOML is required where the result records its SHA-256),
+/// the recipe, and for runner inference runs the exported model (a runner training run has
+/// none: the runner trains its own model; its log is required instead).
 fn copy_run(src: &Path, r: &RunResult, workload: &str, dest: &Path) -> Result<(), BundleError> {
     let dir = src.parent().unwrap_or(Path::new("."));
     let stem = src.file_stem().map_or(workload.to_string(), |s| s.to_string_lossy().into_owned());
@@ -159,11 +160,20 @@ fn copy_run(src: &Path, r: &RunResult, workload: &str, dest: &Path) -> Result<()
         )));
     }
     copy(&trace, &format!("{workload}.trace.csv"))?;
-    for ext in ["wall.csv", "runner.log"] {
+    for ext in ["wall.csv", "runner.log", "runner.toml"] {
         let p = dir.join(format!("{stem}.{ext}"));
         if p.is_file() {
             copy(&p, &format!("{workload}.{ext}"))?;
         }
+    }
+    let config = dir.join(format!("{stem}.runner.toml"));
+    if r.backend.runner_config_sha256.is_some() && !config.is_file() {
+        return Err(BundleError::Input(format!(
+            "{} records the SHA-256 of its runner TOML (backend.runner_config_sha256), but the copy {} is missing; \
+             a bundle carries it (submit the result directory `effbench run` wrote)",
+            src.display(),
+            config.display()
+        )));
     }
     if let Some(text) = recipe_text(src, r)? {
         let to = dest.join("recipe.toml");

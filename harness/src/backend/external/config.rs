@@ -56,6 +56,9 @@ pub struct RunnerConfig {
     pub domain: Option<String>,
     /// SHA-256 (hex) of the TOML text as read: the result records it (`backend.runner_config_sha256`).
     pub sha256: String,
+    /// The TOML's bytes as read, the ones `sha256` hashes: a run writes them beside its result
+    /// as `<workload>.runner.toml` ([`super::process::config_copy_path`]).
+    pub bytes: Vec<u8>,
 }
 
 /// Precisions a runner may request or declare.
@@ -121,6 +124,7 @@ impl RunnerConfig {
         }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let command = raw.command.iter().map(|a| resolve(dir, a)).collect();
+        let bytes = text.as_bytes().to_vec();
         Ok(RunnerConfig {
             path: path.to_path_buf(),
             name: raw.name,
@@ -131,7 +135,8 @@ impl RunnerConfig {
             precision,
             batches_per_issue: raw.batches_per_issue,
             domain: raw.domain,
-            sha256: hex_sha256(text.as_bytes()),
+            sha256: hex_sha256(&bytes),
+            bytes,
         })
     }
 }
@@ -189,6 +194,15 @@ mod tests {
         assert_eq!(c.precision, "f32");
         assert_eq!(c.batches_per_issue, None);
         assert_eq!(c.domain, None);
+    }
+
+    #[test]
+    fn the_bytes_kept_are_the_ones_hashed() {
+        let text = "name = \"x\"\ncommand = [\"a\"]\ntimeout_s = 1\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.bytes, text.as_bytes());
+        // As coreutils' sha256sum gives it for these bytes.
+        assert_eq!(c.sha256, "49fbc49da04cafcbb032a50743f9836e569b7f573c0f124d0cfaabdbcc30cf54");
     }
 
     #[test]

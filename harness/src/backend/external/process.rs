@@ -443,6 +443,12 @@ pub fn log_path(out_dir: &Path, workload: &str) -> PathBuf {
     out_dir.join(format!("{workload}.runner.log"))
 }
 
+/// The copy of the runner TOML's bytes next to a workload's result (`backend.runner_config_sha256`
+/// is their SHA-256), so a bundle can carry it and `effbench check` re-derive the hash.
+pub fn config_copy_path(out_dir: &Path, workload: &str) -> PathBuf {
+    out_dir.join(format!("{workload}.runner.toml"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

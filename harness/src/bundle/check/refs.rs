@@ -1,5 +1,6 @@
-//! What a result points at, checked: its recipe, the exported model of a runner run, and the
-//! baseline it is compared with (the convergence warning and the `--baseline` feedback).
+//! What a result points at, checked: its recipe, the runner TOML of a run through a runner,
+//! the exported model of a runner run, and the baseline it is compared with (the convergence
+//! warning and the `--baseline` feedback).
 
 use std::path::Path;
 
@@ -38,6 +39,44 @@ pub(super) fn recipe(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut V
             fix,
         )),
         Err(e) => out.push(Finding::fail("recipe", &path, e, fix)),
+    }
+}
+
+/// A run through a runner, inference or training, whose result records its runner TOML's
+/// SHA-256 (`backend.runner_config_sha256`): the bundle carries `<workload>.runner.toml`
+/// (its hash matching the manifest), and the SHA-256 of its bytes is the recorded one.
+pub(super) fn runner_config(ctx: &Ctx, r: &RunResult, rel: &str, dir: &str, out: &mut Vec<Finding>) {
+    let Some(recorded) = &r.backend.runner_config_sha256 else { return };
+    let path = format!("{dir}/{}.runner.toml", r.workload.id);
+    let fix = "ship the <workload>.runner.toml `effbench run` wrote beside the result, unedited (submit the result \
+               directory it wrote); a changed configuration needs a new run";
+    if !ctx.good.contains(&path) {
+        return out.push(Finding::fail(
+            "runner-config",
+            &path,
+            format!(
+                "no runner TOML (with a hash matching the manifest) for {rel}, which records runner_config_sha256 \
+                 {recorded}"
+            ),
+            fix,
+        ));
+    }
+    match fsafe::hash_file(ctx.root, Path::new(&path)) {
+        Ok((sha, _)) if &sha == recorded => out.push(Finding::pass(
+            "runner-config",
+            &path,
+            format!("SHA-256 {sha} is the runner_config_sha256 {rel} records"),
+        )),
+        Ok((sha, _)) => out.push(Finding::fail(
+            "runner-config",
+            &path,
+            format!(
+                "SHA-256 {sha}, but {rel} records runner_config_sha256 {recorded}: not the runner TOML the run was \
+                 given"
+            ),
+            fix,
+        )),
+        Err(e) => out.push(Finding::fail("runner-config", &path, e, fix)),
     }
 }
 

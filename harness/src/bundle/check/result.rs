@@ -1,4 +1,5 @@
-//! The checks of one result file and the files beside it (trace, recipe, exported model).
+//! The checks of one result file and the files beside it (trace, recipe, runner TOML, exported
+//! model).
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read};
@@ -59,6 +60,7 @@ pub(super) fn check_result(ctx: &Ctx, rel: &str, out: &mut Vec<Finding>) -> Opti
     }
     wall::wall(ctx, &r, rel, dir, out);
     refs::recipe(ctx, &r, rel, dir, out);
+    refs::runner_config(ctx, &r, rel, dir, out);
     refs::runner(ctx, &r, rel, dir, out);
     train::training(ctx, &r, rel, dir, out);
     refs::convergence(ctx, &r, rel, out);

@@ -13,8 +13,9 @@
 //! the result and every repeat, and a closed run whose runner trains another parameter count
 //! has the warning effbench records. The runner's log must be in the bundle.
 //!
-//! Not checked: the runner's own configuration. The result records its TOML's SHA-256
-//! (`backend.runner_config_sha256`), but a bundle does not carry the TOML to compare it with.
+//! The runner's own configuration is checked for every run through a runner, inference too,
+//! not here: the bundle's `<workload>.runner.toml` must hash to the result's
+//! `backend.runner_config_sha256` ([`super::refs::runner_config`]).
 
 use std::path::Path;
 
