@@ -203,7 +203,7 @@ struct Scores<T> {
     fast: bool,
 }
 
-/// One window's q, k and v rows, (t, d) each.
+/// q, k and v rows: one window's (t, d) each, or all windows' in the backward.
 struct Heads<'a, T> {
     q: &'a [T],
     k: &'a [T],
@@ -296,10 +296,9 @@ struct AttentionGrad {
     dy: Tensor,
 }
 
+/// The backward's operands: the forward's inputs (all windows), its probabilities and dy.
 struct Grads<'a, T> {
-    q: &'a [T],
-    k: &'a [T],
-    v: &'a [T],
+    x: Heads<'a, T>,
     p: &'a [T],
     dy: &'a [T],
 }
@@ -317,7 +316,8 @@ fn backward<T: Real>(g: Grads<T>, n: Dims, scale: f64, jacobian: bool) -> Result
         let (mut ds, mut tmp) = (vec![zero; tt], vec![zero; n.t * n.dh]);
         for i in 0..dq.len() / td {
             let (off, poff) = ((first + i) * td, (first + i) * n.h * tt);
-            let (q, k, v, dy) = (&g.q[off..off + td], &g.k[off..off + td], &g.v[off..off + td], &g.dy[off..off + td]);
+            let (q, k, v, dy) =
+                (&g.x.q[off..off + td], &g.x.k[off..off + td], &g.x.v[off..off + td], &g.dy[off..off + td]);
             let (dq, dk, dv) =
                 (&mut dq[i * td..(i + 1) * td], &mut dk[i * td..(i + 1) * td], &mut dv[i * td..(i + 1) * td]);
             for h in 0..n.h {
@@ -400,7 +400,7 @@ impl CustomOp3 for AttentionGrad {
             ) => {
                 let (q, k, v, dy) =
                     (contiguous(q, l1, w)?, contiguous(k, l2, w)?, contiguous(v, l3, w)?, contiguous(dy, dy_l, w)?);
-                CpuStorage::F32(backward(Grads { q, k, v, p, dy }, n, self.scale, self.jacobian)?)
+                CpuStorage::F32(backward(Grads { x: Heads { q, k, v }, p, dy }, n, self.scale, self.jacobian)?)
             }
             (
                 CpuStorage::F64(q),
@@ -411,7 +411,7 @@ impl CustomOp3 for AttentionGrad {
             ) => {
                 let (q, k, v, dy) =
                     (contiguous(q, l1, w)?, contiguous(k, l2, w)?, contiguous(v, l3, w)?, contiguous(dy, dy_l, w)?);
-                CpuStorage::F64(backward(Grads { q, k, v, p, dy }, n, self.scale, self.jacobian)?)
+                CpuStorage::F64(backward(Grads { x: Heads { q, k, v }, p, dy }, n, self.scale, self.jacobian)?)
             }
             _ => candle_core::bail!("fused attention grad: f32 or f64 CPU tensors of one dtype"),
         };
