@@ -148,6 +148,24 @@ fn a_mapped_batches_runner_maps_one_file_pair_per_repeat_that_is_never_resized()
     assert_eq!(s(&r), s(&q));
 }
 
+#[test]
+fn a_prefetch_batches_runner_gets_two_file_pairs_in_turn_and_its_batch_is_kept_while_it_asks_ahead() {
+    // The template sends each fetch before it steps on the batch it has, and checks once the
+    // fetch is answered that the batch it had is still in its files (effbench wrote the new
+    // one into the other pair) and that the pairs alternate: effbench writing one pair for
+    // every batch, as under mapped_batches, fails the run.
+    let dir = tmp("prefetch");
+    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_PREFETCH = \"1\""), "2", None);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    check_counts(&r, |_| 4);
+    // Asking ahead changes nothing effbench counts: the same samples to target as the
+    // conformant run, since every evaluation still follows every batch served before it.
+    let reuse = tmp("prefetch-vs-reuse");
+    let q = run(reuse.path(), &toml(reuse.path(), "", 60.0), "2", None);
+    let s = |r: &Ran| r.result().repeats.iter().map(|p| p.samples_to_target).collect::<Vec<_>>();
+    assert_eq!(s(&r), s(&q));
+}
+
 /// Everything effbench counted in a conformant run, and the batch paths the runner read per
 /// repeat (`paths(fetches)`).
 fn check_counts(r: &Ran, paths: impl Fn(u64) -> u64) {

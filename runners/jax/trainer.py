@@ -241,44 +241,68 @@ class Trainer:
         self.busy_s += time.perf_counter() - t0
         return out
 
-    def train(self, seed, fetch, every=0, cap=0, max_fetch=0):
-        """train.rs's epoch loop. `fetch(indices)` returns (x, y) for those training indices, or
-        None when the trainer must stop (effbench said done). Returns the steps taken.
+    def train(self, seed, source, every=0, cap=0, max_fetch=0):
+        """train.rs's epoch loop. `source.ask(indices)` asks for the rows of the next chunk of
+        batches; `source.take()` returns (x, y) for the chunk asked first and not yet taken, or
+        None when the trainer must stop (effbench said done). A plain function `fetch(indices)`
+        may stand for a source: it is called at take. Returns the steps taken.
 
         Whole batches are fetched together, up to `max_fetch` rows, but never past an
         evaluation (the next multiple of `every` samples served, effbench's rule) or the `cap`:
-        the batch that reaches one ends the fetch, so effbench evaluates after the same batch
+        the batch that reaches one ends the chunk, so effbench evaluates after the same batch
         the candle loop would, while a fetch round trip is paid once per many steps instead of
-        once per step. The batches and their order are the same as one fetch per batch."""
+        once per step. The batches and their order are the same as one fetch per batch. With
+        `source.ahead` the next chunk is asked for before the current one is trained on, so
+        effbench writes it meanwhile (prefetch_batches); the model evaluated is still the one
+        trained on every chunk served before the evaluation."""
+        if not hasattr(source, "take"):
+            source = _Call(source)
         self.start(seed)
         pool = select(self.recipe, self.train_samples, seed)
-        shuffle = host_rng(seed, SHUFFLE)
         b = self.recipe.batch_size
-        limit = max(int(max_fetch or b), b)
+        batches = self._batches(pool, host_rng(seed, SHUFFLE), b)
+        chunks = self._chunks(batches, max(int(max_fetch or b), b), every, cap)
         samples = steps = 0
-        next_eval = every if every > 0 else 0
-        batches = self._batches(pool, shuffle, b)
-        look = next(batches)
+        cur = next(chunks)
+        source.ask(_cat(cur))
         while True:
-            chunk, n = [look], len(look)
-            look = next(batches)
-            while not _ends_fetch(samples + n, next_eval, cap) and n + len(look) <= limit:
-                chunk.append(look)
-                n += len(look)
-                look = next(batches)
-            batch = fetch(np.concatenate(chunk) if len(chunk) > 1 else chunk[0])
+            batch = source.take()
             if batch is None:
                 return steps
+            if source.ahead:
+                nxt = next(chunks)
+                source.ask(_cat(nxt))
             x, y = batch
             off = 0
-            for idx in chunk:
+            for idx in cur:
                 k = len(idx)
                 self.step(x[off:off + k], None if y is None else y[off:off + k], self.recipe.lr_at(samples))
                 samples += k
                 steps += 1
                 off += k
-            if next_eval and samples >= next_eval:
-                next_eval = (samples // every + 1) * every
+            if not source.ahead:
+                nxt = next(chunks)
+                source.ask(_cat(nxt))
+            cur = nxt
+
+    @staticmethod
+    def _chunks(batches, limit, every, cap):
+        """The batches grouped into chunks of at most `limit` rows, each ending at the batch
+        that reaches an evaluation or the cap (see train)."""
+        planned = 0
+        next_eval = every if every > 0 else 0
+        look = next(batches)
+        while True:
+            chunk, n = [look], len(look)
+            look = next(batches)
+            while not _ends_fetch(planned + n, next_eval, cap) and n + len(look) <= limit:
+                chunk.append(look)
+                n += len(look)
+                look = next(batches)
+            planned += n
+            if next_eval and planned >= next_eval:
+                next_eval = (planned // every + 1) * every
+            yield chunk
 
     @staticmethod
     def _batches(pool, shuffle, b):
@@ -292,6 +316,24 @@ class Trainer:
         """Wait until all work issued so far has finished."""
         if self.params is not None:
             jax.block_until_ready(self.params)
+
+
+class _Call:
+    """A fetch function as a source: asks nothing ahead, fetches at take."""
+    ahead = False
+
+    def __init__(self, fetch):
+        self.fetch, self.asked = fetch, []
+
+    def ask(self, idx):
+        self.asked.append(idx)
+
+    def take(self):
+        return self.fetch(self.asked.pop(0))
+
+
+def _cat(chunk):
+    return np.concatenate(chunk) if len(chunk) > 1 else chunk[0]
 
 
 def _ends_fetch(served, next_eval, cap):

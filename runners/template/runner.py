@@ -136,6 +136,11 @@ FRESH = os.environ.get("TEMPLATE_FRESH", "") == "1"
 # max_fetch rows; the runner maps each once per repeat and checks that effbench never resizes
 # or replaces it (an error otherwise, which fails the run).
 MAPPED = os.environ.get("TEMPLATE_MAPPED", "") == "1"
+# TEMPLATE_PREFETCH=1 asks for `prefetch_batches`: two mapped file pairs in turn. The runner then
+# sends each fetch before it steps on the batch it has, and checks, once effbench has answered,
+# that the batch it had is still as it was read (effbench wrote the new one into the other
+# pair) and that the pairs alternate (an error otherwise, which fails the run).
+PREFETCH = os.environ.get("TEMPLATE_PREFETCH", "") == "1"
 CRASH_REPEAT = int(os.environ.get("TEMPLATE_CRASH_REPEAT", "0"))  # mode crash: in this repeat
 
 
@@ -169,7 +174,8 @@ class Runner:
             "telemetry": ["busy_s", "h2d_bytes", "d2h_bytes"],
             **({} if HOSTILE == "no-train" else {"minor": MINOR, "ops": ["infer", "train"]}),
             # Read every batch before the next fetch and never delete it: effbench rewrites it.
-            **({} if FRESH else {"features": ["mapped_batches" if MAPPED else "reuse_batches"]}),
+            **({} if FRESH else {"features": [
+                "prefetch_batches" if PREFETCH else "mapped_batches" if MAPPED else "reuse_batches"]}),
         }
 
     def load(self, msg):
@@ -235,11 +241,13 @@ class Runner:
     # ---- training (protocol v1.1)
     def train_load(self, msg):
         self.load_msg = msg
-        self.reuse = msg.get("batch_files") in ("reuse", "mapped")  # what effbench will do
-        self.mapped = msg.get("batch_files") == "mapped"
-        if MAPPED and not self.mapped:
-            raise ValueError("TEMPLATE_MAPPED=1 asked for mapped_batches; effbench said batch_files=%r"
-                             % msg.get("batch_files"))
+        self.reuse = msg.get("batch_files") in ("reuse", "mapped", "prefetch")  # what effbench will do
+        self.mapped = msg.get("batch_files") in ("mapped", "prefetch")
+        self.ahead = msg.get("batch_files") == "prefetch"
+        for asked, mode in ((MAPPED, "mapped"), (PREFETCH, "prefetch")):
+            if asked and msg.get("batch_files") != mode:
+                raise ValueError("TEMPLATE_%s=1 asked for %s_batches; effbench said batch_files=%r"
+                                 % (mode.upper(), mode, msg.get("batch_files")))
         self.train_samples = msg["train_samples"]
         self.max_fetch = msg["max_fetch"]
         self.batch = int(msg["recipe"].get("batch_size", 32))
@@ -273,9 +281,17 @@ class Runner:
     def fetch(self, indices):
         """Asks effbench for samples `indices`; answers its evaluate requests meanwhile.
         Returns (x, y) arrays, or None when effbench says done."""
+        return self.receive(self.ask(indices))
+
+    def ask(self, indices):
+        """Sends a fetch for `indices`; returns its id."""
         self.wire.next_id += 1
         rid = self.wire.next_id
         self.wire.send({"v": PROTOCOL, "id": rid, "op": "fetch", "indices": indices})
+        return rid
+
+    def receive(self, rid):
+        """The reply to fetch `rid`: (x, y), or None at done; evaluate answered meanwhile."""
         while True:
             msg = self.wire.recv()
             if "op" in msg:  # effbench's request while it holds our fetch: evaluate
@@ -286,9 +302,22 @@ class Runner:
             if msg.get("done"):
                 log("done at fetch %d: %s" % (rid, msg.get("reason")))
                 return None
+            self.last = [msg["x"]] + ([msg["y"]] if "y" in msg else [])
             x = self._read(msg["x"], "f")
             y = self._read(msg["y"], "q") if "y" in msg else None
             return x, y
+
+    def check_kept(self, had, got):
+        """prefetch_batches: once effbench answered the next fetch, the batch `had` (its
+        tensors and the arrays read from them) is still in its files, and the new batch is in
+        the other pair."""
+        for (t, a), new in zip(had, self.last):
+            if new["path"] == t["path"]:
+                raise RuntimeError("prefetch_batches: two batches in a row in %s" % t["path"])
+            m = self.maps[t["path"]][0]
+            if m[:len(a) * a.itemsize] != a.tobytes():
+                raise RuntimeError("prefetch_batches: effbench rewrote %s (the batch before) while its next "
+                                   "fetch was answered" % t["path"])
 
     def _read(self, t, code):
         if self.mapped:
@@ -321,13 +350,15 @@ class Runner:
 
     def train(self, msg):
         """One repeat: fetch batches of the recipe's size from a seeded shuffle, step, until
-        effbench answers done. The reply carries only the runner's own counters."""
+        effbench answers done. The reply carries only the runner's own counters. Under
+        prefetch_batches each fetch goes out before the step on the batch before it."""
         self.model.reset(msg["seed"])
         self.paths = set()
         self.maps = {}  # mapped_batches: path -> (mapping, inode), for this repeat
         rng = random.Random(msg["seed"])
         order = list(range(self.train_samples))
         steps = 0
+        have = None  # under prefetch: (indices, batch, its tensors) received, not yet stepped on
         while True:
             rng.shuffle(order)
             for s in range(0, len(order), self.batch):
@@ -338,16 +369,30 @@ class Runner:
                     os._exit(3)
                 if HOSTILE == "early" and steps == 3:
                     return {"steps": steps, "reached": True, "samples": 999999}
-                got = self.fetch(idx)
+                if self.ahead:
+                    rid = self.ask(idx)
+                    if have is not None:
+                        self.step(*have[:2])
+                        steps += 1
+                    got = self.receive(rid)
+                    if got is not None and have is not None:
+                        self.check_kept(zip(have[2], have[1]), got)
+                    have = None if got is None else (idx, got, self.last)
+                else:
+                    got = self.fetch(idx)
+                    if got is not None:
+                        self.step(idx, got)
+                        steps += 1
                 if got is None:
                     log("train: %d steps, batch files at %d paths" % (steps, len(self.paths)))
                     if HOSTILE == "fetch-after-done":
                         self.fetch([0])
                     return {"steps": steps, "busy_s": self.busy_s}
-                t0 = time.perf_counter()
-                self.model.step(idx, got[0], got[1])
-                self.busy_s += time.perf_counter() - t0
-                steps += 1
+
+    def step(self, idx, got):
+        t0 = time.perf_counter()
+        self.model.step(idx, got[0], got[1])
+        self.busy_s += time.perf_counter() - t0
 
     def hostile_indices(self, idx, steps):
         if steps != 2:
@@ -361,6 +406,10 @@ class Runner:
         if HOSTILE == "empty":
             return []
         return idx
+
+
+# Methods that are not protocol ops: effbench cannot call them by name.
+NOT_OPS = ("run_batches", "fetch", "hostile_indices", "ask", "receive", "check_kept", "step")
 
 
 class Wire:
@@ -387,7 +436,7 @@ class Wire:
         op = msg.get("op")
         try:
             handler = getattr(runner, op, None) if isinstance(op, str) and not op.startswith("_") else None
-            if handler is None or op in ("run_batches", "fetch", "hostile_indices"):
+            if handler is None or op in NOT_OPS:
                 raise ValueError("unknown op %r" % op)
             reply = handler(msg)
             reply.update({"v": PROTOCOL, "re": msg["id"], "ok": True})

@@ -158,17 +158,27 @@ pub enum BatchFiles {
     /// never resized, rewritten in place from offset 0; the reply's shape says how many rows
     /// are the batch. A runner can map each file once per repeat and read batches in place.
     Mapped,
+    /// `prefetch_batches`: as [`BatchFiles::Mapped`], but two file pairs used in turn (the
+    /// repeat's answered batch k goes to pair k mod 2), so a runner may ask for its next batch
+    /// before it is done with the current one: effbench writes the next batch while the runner
+    /// trains. A batch stays as written until the runner sends the fetch after the next.
+    Prefetch,
 }
 
 impl BatchFiles {
-    /// The `hello` features that ask for [`BatchFiles::Reuse`] and [`BatchFiles::Mapped`].
+    /// The `hello` features that ask for [`BatchFiles::Reuse`], [`BatchFiles::Mapped`] and
+    /// [`BatchFiles::Prefetch`].
     pub const REUSE: &'static str = "reuse_batches";
     pub const MAPPED: &'static str = "mapped_batches";
+    pub const PREFETCH: &'static str = "prefetch_batches";
 
-    /// The runner's choice: `mapped_batches` over `reuse_batches` when it lists both.
+    /// The runner's choice when it lists several: `prefetch_batches`, then `mapped_batches`,
+    /// then `reuse_batches`.
     pub fn from_features(features: &[String]) -> BatchFiles {
         let has = |f: &str| features.iter().any(|x| x == f);
-        if has(Self::MAPPED) {
+        if has(Self::PREFETCH) {
+            BatchFiles::Prefetch
+        } else if has(Self::MAPPED) {
             BatchFiles::Mapped
         } else if has(Self::REUSE) {
             BatchFiles::Reuse
@@ -183,7 +193,23 @@ impl BatchFiles {
             BatchFiles::Fresh => None,
             BatchFiles::Reuse => Some("reuse"),
             BatchFiles::Mapped => Some("mapped"),
+            BatchFiles::Prefetch => Some("prefetch"),
         }
+    }
+
+    /// The file pairs a repeat writes in turn (none: a fresh pair per fetch).
+    pub fn slots(self) -> usize {
+        match self {
+            BatchFiles::Fresh => 0,
+            BatchFiles::Reuse | BatchFiles::Mapped => 1,
+            BatchFiles::Prefetch => 2,
+        }
+    }
+
+    /// Whether each file is sized once for `max_fetch` rows and never resized (else it is cut
+    /// to each batch).
+    pub fn sized_once(self) -> bool {
+        matches!(self, BatchFiles::Mapped | BatchFiles::Prefetch)
     }
 }
 
@@ -373,9 +399,14 @@ mod tests {
         assert_eq!(BatchFiles::from_features(&f.features), BatchFiles::Reuse);
         let both = ["x", "reuse_batches", "mapped_batches"].map(String::from);
         assert_eq!(BatchFiles::from_features(&both), BatchFiles::Mapped);
+        let all = ["prefetch_batches", "reuse_batches", "mapped_batches"].map(String::from);
+        assert_eq!(BatchFiles::from_features(&all), BatchFiles::Prefetch);
         assert_eq!(BatchFiles::from_features(&[]), BatchFiles::Fresh);
-        let wire: Vec<_> = [BatchFiles::Fresh, BatchFiles::Reuse, BatchFiles::Mapped].map(BatchFiles::wire).into();
-        assert_eq!(wire, [None, Some("reuse"), Some("mapped")]);
+        let modes = [BatchFiles::Fresh, BatchFiles::Reuse, BatchFiles::Mapped, BatchFiles::Prefetch];
+        let wire: Vec<_> = modes.map(BatchFiles::wire).into();
+        assert_eq!(wire, [None, Some("reuse"), Some("mapped"), Some("prefetch")]);
+        assert_eq!(modes.map(BatchFiles::slots), [0, 1, 1, 2]);
+        assert_eq!(modes.map(BatchFiles::sized_once), [false, false, true, true]);
     }
 
     #[test]

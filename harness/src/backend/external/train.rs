@@ -12,9 +12,10 @@
 //!
 //! Files (in WORK): `batches/b<N>.x.bin` / `.y.bin` (effbench deletes each at the next fetch;
 //! the runner may delete them first), or with the `reuse_batches` or `mapped_batches` feature
-//! `batches/x.bin` / `y.bin`, rewritten in place at every fetch (see [`Batches`]); `outputs/e<id>.bin` (the
-//! runner's evaluation output, read and deleted by effbench), `eval_inputs.bin` (held-out
-//! inputs, no labels).
+//! `batches/x.bin` / `y.bin`, rewritten in place at every fetch, or with `prefetch_batches`
+//! `batches/x.0.bin` / `y.0.bin` and `x.1.bin` / `y.1.bin` in turn (see [`Batches`]);
+//! `outputs/e<id>.bin` (the runner's evaluation output, read and deleted by effbench),
+//! `eval_inputs.bin` (held-out inputs, no labels).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -231,8 +232,11 @@ impl RunnerSession {
 /// pages once per repeat instead of once per fetch; deleted at the repeat's end. A reused file
 /// is cut to the batch's size each time; a mapped one is sized for `max_fetch` rows when created
 /// and never resized, so a runner's mapping of it stays valid all repeat (a file cut under a
-/// mapping makes reads past its end fault). Rows that are not stored in the wire's format are
-/// gathered into one buffer reused from fetch to fetch.
+/// mapping makes reads past its end fault). Prefetch (`prefetch_batches`): two mapped pairs,
+/// `x.0.bin` / `y.0.bin` and `x.1.bin` / `y.1.bin`, the repeat's answered batch k written to
+/// pair k mod 2, so the batch the runner is still training on is never the one being written.
+/// Rows that are not stored in the wire's format are gathered into one buffer reused from
+/// fetch to fetch.
 struct Batches {
     mode: BatchFiles,
     max_fetch: usize,
@@ -240,11 +244,18 @@ struct Batches {
     y: Vec<u8>,
     /// Bytes of the last batch written (x and y).
     bytes: usize,
-    /// Reused: the open files (x, and y when the workload has targets), and their paths.
-    files: Option<(File, Option<File>)>,
-    written: Vec<PathBuf>,
+    /// The file pairs rewritten in place, created at first use (at most `mode.slots()`).
+    slots: Vec<Slot>,
+    /// Batches written this repeat: the next goes to slot `turn % mode.slots()`.
+    turn: usize,
     /// Fresh files of the last fetch, deleted at the next.
     fresh: Vec<PathBuf>,
+}
+
+/// One pair of batch files rewritten in place: x, and y when the workload has targets.
+struct Slot {
+    x: (File, PathBuf),
+    y: Option<(File, PathBuf)>,
 }
 
 impl Batches {
@@ -255,8 +266,8 @@ impl Batches {
             x: Vec::new(),
             y: Vec::new(),
             bytes: 0,
-            files: None,
-            written: Vec::new(),
+            slots: Vec::new(),
+            turn: 0,
             fresh: Vec::new(),
         }
     }
@@ -268,8 +279,9 @@ impl Batches {
 
     /// The end of the repeat: every file goes.
     fn end(&mut self) {
-        self.files = None;
-        remove_all(&mut self.written);
+        let mut paths: Vec<PathBuf> =
+            self.slots.drain(..).flat_map(|s| std::iter::once(s.x.1).chain(s.y.map(|y| y.1))).collect();
+        remove_all(&mut paths);
         remove_all(&mut self.fresh);
     }
 
@@ -296,40 +308,48 @@ impl Batches {
         }
         data.write_y(idx, &mut self.y[..ny]);
         self.bytes = nx + ny;
-        if self.mode != BatchFiles::Fresh && self.files.is_none() {
-            let sized = |d: &Decl| (self.mode == BatchFiles::Mapped).then(|| batch_len(d, self.max_fetch));
-            let x = create(s, "x.bin", sized(&xd), &mut self.written)?;
-            let y = match &yd {
-                Some(d) => Some(create(s, "y.bin", sized(d), &mut self.written)?),
-                None => None,
-            };
-            self.files = Some((x, y));
-        }
-        let cut = self.mode == BatchFiles::Reuse;
+        let slot = self.slot(s, &xd, yd.as_ref())?;
+        let cut = !self.mode.sized_once();
         s.next_file += 1;
         let n = s.next_file;
         let gathered = [&self.x[..if direct.is_some() { 0 } else { nx }]];
         let x_parts = direct.as_deref().unwrap_or(&gathered);
-        let x_file = self.files.as_ref().map(|f| (&f.0, &self.written[0]));
+        let x_file = slot.map(|k| &self.slots[k].x);
         let x_path = put(s, x_file, &format!("b{n}.x.bin"), x_parts, cut.then_some(nx), &mut self.fresh)?;
         let mut reply = serde_json::json!({ "x": tensor(x_path, &xd, idx.len()) });
         if let Some(yd) = yd {
-            let y_file = self.files.as_ref().and_then(|f| f.1.as_ref()).map(|f| (f, &self.written[1]));
+            let y_file = slot.and_then(|k| self.slots[k].y.as_ref());
             let y_path = put(s, y_file, &format!("b{n}.y.bin"), &[&self.y[..ny]], cut.then_some(ny), &mut self.fresh)?;
             reply["y"] = tensor(y_path, &yd, idx.len());
         }
         Ok(reply)
     }
+
+    /// The slot this batch goes to (its files created at first use), or `None` for fresh files.
+    fn slot(&mut self, s: &mut RunnerSession, xd: &Decl, yd: Option<&Decl>) -> Result<Option<usize>, RunnerError> {
+        let slots = self.mode.slots();
+        if slots == 0 {
+            return Ok(None);
+        }
+        let k = self.turn % slots;
+        self.turn += 1;
+        if k == self.slots.len() {
+            let sized = |d: &Decl| self.mode.sized_once().then(|| batch_len(d, self.max_fetch));
+            let name = |stem: &str| if slots == 1 { format!("{stem}.bin") } else { format!("{stem}.{k}.bin") };
+            let x = create(s, &name("x"), sized(xd))?;
+            let y = match yd {
+                Some(d) => Some(create(s, &name("y"), sized(d))?),
+                None => None,
+            };
+            self.slots.push(Slot { x, y });
+        }
+        Ok(Some(k))
+    }
 }
 
 /// A reused or mapped slot's file, created exclusively (never one the runner planted), and
 /// for a mapped slot sized once (`size` bytes; tmpfs allocates pages only where written).
-fn create(
-    s: &mut RunnerSession,
-    name: &str,
-    size: Option<usize>,
-    written: &mut Vec<PathBuf>,
-) -> Result<File, RunnerError> {
+fn create(s: &mut RunnerSession, name: &str, size: Option<usize>) -> Result<(File, PathBuf), RunnerError> {
     let path = s.work.join("batches").join(name);
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -338,8 +358,7 @@ fn create(
         .open(&path)
         .and_then(|f| size.map_or(Ok(()), |n| f.set_len(n as u64)).map(|_| f))
         .map_err(|e| s.proc.fail(format!("cannot create {}: {e}", path.display())))?;
-    written.push(path);
-    Ok(f)
+    Ok((f, path))
 }
 
 /// `parts` into a slot's file: rewritten in place from offset 0 (and cut to `cut` bytes when
@@ -347,7 +366,7 @@ fn create(
 /// Returns the path.
 fn put(
     s: &mut RunnerSession,
-    reused: Option<(&File, &PathBuf)>,
+    reused: Option<&(File, PathBuf)>,
     fresh: &str,
     parts: &[&[u8]],
     cut: Option<usize>,
