@@ -136,16 +136,9 @@ fn a_runner_without_reuse_batches_gets_a_fresh_file_pair_per_fetch() {
 fn a_mapped_batches_runner_maps_one_file_pair_per_repeat_that_is_never_resized() {
     // The template maps x.bin and y.bin at a repeat's first fetch and checks at every fetch
     // that each is still the same file of max_fetch rows (4,096 here) while the batches are
-    // 32 rows: a file cut to the batch, as `reuse_batches` does, fails the run.
-    let dir = tmp("mapped");
-    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_MAPPED = \"1\""), "2", None);
-    assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    check_counts(&r, |_| 2);
-    // The same samples to target as the conformant (reuse) run: the rows read are the batch.
-    let reuse = tmp("mapped-vs-reuse");
-    let q = run(reuse.path(), &toml(reuse.path(), "", 60.0), "2", None);
-    let s = |r: &Ran| r.result().repeats.iter().map(|p| p.samples_to_target).collect::<Vec<_>>();
-    assert_eq!(s(&r), s(&q));
+    // 32 rows: a file cut to the batch, as `reuse_batches` does, fails the run. The rows read
+    // are the batch: the same samples to target as the conformant (reuse) run.
+    same_as_reuse("mapped", "TEMPLATE_MAPPED", 2);
 }
 
 #[test]
@@ -153,14 +146,20 @@ fn a_prefetch_batches_runner_gets_two_file_pairs_in_turn_and_its_batch_is_kept_w
     // The template sends each fetch before it steps on the batch it has, and checks once the
     // fetch is answered that the batch it had is still in its files (effbench wrote the new
     // one into the other pair) and that the pairs alternate: effbench writing one pair for
-    // every batch, as under mapped_batches, fails the run.
-    let dir = tmp("prefetch");
-    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, ", TEMPLATE_PREFETCH = \"1\""), "2", None);
+    // every batch, as under mapped_batches, fails the run. Asking ahead changes nothing
+    // effbench counts: the same samples to target as the conformant run, since every
+    // evaluation still follows every batch served before it.
+    same_as_reuse("prefetch", "TEMPLATE_PREFETCH", 4);
+}
+
+/// A template run with `env_var=1` (2 repeats): conformant, `paths` batch paths per repeat,
+/// and the same samples to target as the conformant run with `reuse_batches`.
+fn same_as_reuse(name: &str, env_var: &str, paths: u64) {
+    let dir = tmp(name);
+    let r = run(dir.path(), &toml_env(dir.path(), "", 60.0, &format!(", {env_var} = \"1\"")), "2", None);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    check_counts(&r, |_| 4);
-    // Asking ahead changes nothing effbench counts: the same samples to target as the
-    // conformant run, since every evaluation still follows every batch served before it.
-    let reuse = tmp("prefetch-vs-reuse");
+    check_counts(&r, |_| paths);
+    let reuse = tmp(&format!("{name}-vs-reuse"));
     let q = run(reuse.path(), &toml(reuse.path(), "", 60.0), "2", None);
     let s = |r: &Ran| r.result().repeats.iter().map(|p| p.samples_to_target).collect::<Vec<_>>();
     assert_eq!(s(&r), s(&q));
