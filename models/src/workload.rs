@@ -367,12 +367,16 @@ impl WorkloadSpec {
 
     /// Which data this workload reads with `data` (recorded in results).
     pub fn dataset_label(&self, data: &DataConfig) -> String {
-        match (self.arch, self.kind, &data.fmnist_full) {
+        match (self.arch, self.kind, data.fmnist_train_elsewhere()) {
             (Arch::FmnistMlp | Arch::FmnistCnn, Kind::Train, Some(d)) => {
                 format!("fashion-mnist train set from {}; test: first 2,000 of t10k (shipped)", d.display())
             }
             (Arch::FmnistMlp | Arch::FmnistCnn, Kind::Train, None) => {
-                "fashion-mnist-10k-subset (shipped); test: first 2,000 of t10k".to_string()
+                // The shipped 10k subset, named as the shipped baselines name it.
+                format!(
+                    "fashion-mnist train set from {}; test: first 2,000 of t10k (shipped)",
+                    data.fmnist_subset_label()
+                )
             }
             _ => self.dataset.to_string(),
         }
