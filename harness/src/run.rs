@@ -14,6 +14,7 @@ mod external_train;
 mod kept;
 pub mod out;
 mod repeat;
+mod runner_window;
 mod wall;
 
 use kept::Kept;

@@ -17,13 +17,14 @@ use anyhow::{bail, Context, Result};
 use effbench_models::infer::{InferSession, PassOutcome, QueryValues};
 use effbench_models::WorkloadSpec;
 
-use super::{infer_repeat, wall_begin, wall_end, RunPlan};
-use crate::backend::external::proto::{IoDecl, ModelRef, PowerSample, StatsReply, TensorFile};
+use super::runner_window::Metered;
+use super::{infer_repeat, wall_end, RunPlan};
+use crate::backend::external::proto::{IoDecl, ModelRef, TensorFile};
 use crate::backend::external::session::PassOutput;
-use crate::backend::external::{check, process, telemetry, RunnerConfig, RunnerSession};
+use crate::backend::external::{check, process, RunnerConfig, RunnerSession};
 use crate::meter::{Mark, Meter};
-use crate::result::{BackendInfo, Repeat, RunResult, RunnerRepeat};
-use crate::units::{Bytes, Joules, Seconds, Watts};
+use crate::result::{Repeat, RunResult, RunnerRepeat};
+use crate::units::{Bytes, Seconds, Watts};
 
 /// Testing only: `reference-outputs` hands the runner effbench's reference answers instead of
 /// an ONNX model (format `effbench-reference-outputs`), so the protocol, timing and checking
@@ -36,16 +37,13 @@ const MAX_UNCHECKED: usize = 16;
 
 pub(super) struct Runner {
     pub session: InferSession,
-    runner: RunnerSession,
+    m: Metered,
     reference: Vec<f32>,
     out_per_query: usize,
     reference_quality: f64,
     rows: usize,
     batch: usize,
     input_bytes_per_row: u64,
-    power: Vec<PowerSample>,
-    /// The samples of the last window, for the source's rate.
-    last_window_power: Vec<PowerSample>,
     /// Set when a test hook replaced the model: stated in the result, never silent.
     test_hook: Option<String>,
 }
@@ -91,22 +89,20 @@ impl Runner {
         runner.warmup(rows, batch)?;
         Ok(Runner {
             session,
-            runner,
+            m: Metered::new(runner),
             reference,
             out_per_query,
             reference_quality,
             rows,
             batch,
             input_bytes_per_row: (dim * elem) as u64,
-            power: Vec::new(),
-            last_window_power: Vec::new(),
             test_hook: std::env::var(TEST_MODEL_ENV).ok(),
         })
     }
 
     /// The backend as the runner described itself, and its power telemetry as an energy source.
     pub fn describe(&self, result: &mut RunResult) {
-        describe(&self.runner, &self.last_window_power, self.test_hook.as_deref(), result);
+        self.m.describe(self.test_hook.as_deref(), result);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -121,25 +117,20 @@ impl Runner {
         peak: Option<f64>,
         windows: &mut Vec<(String, Mark, Mark)>,
     ) -> Result<Repeat> {
-        let label = format!("repeat-{seed}");
-        let before = self.stats()?;
-        crate::fsutil::reset_peak_rss();
-        let wall_mark = wall_begin(plan, spec.id, seed)?;
-        let t_begin = self.runner.mark(&label, "begin")?;
-        let begin = meter.mark();
+        let opened = self.m.open(plan, spec.id, seed, meter)?;
         let t0 = Instant::now();
         // One pass stays in flight while effbench reads the previous one's outputs (as LoadGen
         // issues ahead); a next pass is sent only while the window is shorter than the minimum,
         // so the window holds at least that long and ends with nothing outstanding.
         let mut tally = Tally::default();
-        let mut in_flight = self.runner.send_pass(self.rows, self.batch)?;
+        let mut in_flight = self.m.runner.send_pass(self.rows, self.batch)?;
         loop {
             let next = if t0.elapsed() < plan.min_infer_window {
-                Some(self.runner.send_pass(self.rows, self.batch)?)
+                Some(self.m.runner.send_pass(self.rows, self.batch)?)
             } else {
                 None
             };
-            let done = self.runner.collect(in_flight, self.out_per_query)?;
+            let done = self.m.runner.collect(in_flight, self.out_per_query)?;
             tally.add(done, self.rows as u64 * self.input_bytes_per_row);
             if tally.distinct.len() > MAX_UNCHECKED {
                 self.judge(&mut tally); // a runner whose answers vary: bound the memory
@@ -149,12 +140,8 @@ impl Runner {
                 None => break,
             }
         }
-        let t_end = self.runner.mark(&label, "end")?;
-        let end = meter.mark();
-        let window = meter.window(&begin, &end);
-        windows.push((label, begin, end));
-        let after = self.stats()?;
-        self.runner.check_outputs_dir()?;
+        let closed = self.m.close(opened, meter, windows)?;
+        self.m.runner.check_outputs_dir()?;
 
         // Every distinct set of answers is checked, after the window (the check is effbench's
         // work, not the runner's); a deterministic runner gives one.
@@ -177,16 +164,15 @@ impl Runner {
             ));
         }
         let (in_bytes, out_bytes, issues) = (tally.input_bytes, tally.output_bytes, tally.issues);
-        let mut r = infer_repeat(spec, seed, &outcomes, &window, idle_power, flops_per_unit, peak);
-
-        runner_power(&mut r, &self.runner, &mut self.power, &mut self.last_window_power, meter, (t_begin, t_end));
+        let mut r = infer_repeat(spec, seed, &outcomes, &closed.window, idle_power, flops_per_unit, peak);
+        self.m.power(&mut r, meter, &closed);
 
         if let Some(h) = &self.test_hook {
             r.meter_warnings.push(format!(
                 "testing only: {TEST_MODEL_ENV}={h} replaced effbench's ONNX model; not a measurement of a workload"
             ));
         }
-        let precision = self.runner.precision().to_string();
+        let precision = self.m.runner.precision().to_string();
         if let Some(reason) = check::verdict(
             &precision,
             &worst,
@@ -202,6 +188,7 @@ impl Runner {
         }
         let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
         let diff_u = |a: Option<u64>, b: Option<u64>| Some(Bytes(b?.saturating_sub(a?)));
+        let (before, after) = (&closed.before, &closed.after);
         let busy = diff(before.busy_s, after.busy_s).map(Seconds);
         r.runner = Some(RunnerRepeat {
             precision,
@@ -215,7 +202,7 @@ impl Runner {
             max_rel_error: worst.max_rel,
             reference_quality: self.reference_quality,
         });
-        wall_end(plan, spec.id, wall_mark, &mut r, idle_power)?;
+        wall_end(plan, spec.id, closed.wall_mark, &mut r, idle_power)?;
         Ok(r)
     }
 
@@ -228,15 +215,9 @@ impl Runner {
         }
     }
 
-    fn stats(&mut self) -> Result<StatsReply> {
-        let s = self.runner.stats()?;
-        self.power.extend(s.power.iter().copied());
-        Ok(s)
-    }
-
     /// `flush`, `unload`, the leak check and `shutdown`.
     pub fn finish(self) -> Result<()> {
-        self.runner.finish()?;
+        self.m.runner.finish()?;
         Ok(())
     }
 }
@@ -280,82 +261,6 @@ fn model_for_runner(
     }
 }
 
-/// The backend as the runner described itself (device, vendor, runner, precision, domain), and
-/// its power telemetry as an energy source.
-pub(super) fn describe(
-    runner: &RunnerSession,
-    window_power: &[PowerSample],
-    hook: Option<&str>,
-    result: &mut RunResult,
-) {
-    let hello = runner.hello();
-    result.backend = BackendInfo {
-        kind: "external".into(),
-        device: match hook {
-            None => format!("{} ({}, {})", hello.device.name, hello.vendor, hello.runner),
-            Some(h) => format!("{} ({}, {}; TEST MODEL {h})", hello.device.name, hello.vendor, hello.runner),
-        },
-        precision: runner.precision().to_string(),
-        threads: result.backend.threads,
-        allocator: result.backend.allocator.clone(),
-        domain: Some(runner.domain()),
-        division: result.backend.division.clone(),
-        runner_config_sha256: Some(runner.config().sha256.clone()),
-    };
-    let metered = result.energy_sources.iter().any(|s| s.domain == runner.domain() && s.kind != "runner");
-    if hello.telemetry.iter().any(|t| t == "power_w") && !metered {
-        let info = telemetry::source_info(&runner.config().name, hello, &runner.domain(), window_power);
-        result.energy_sources.retain(|s| s.id != info.id);
-        result.energy_sources.push(info);
-    }
-}
-
-/// The runner's own power samples, integrated over the window `t` (its clock, from the two
-/// `mark` acknowledgements) into its domain, unless effbench's own sensor meters that domain
-/// (then the runner's figure is a cross-check in `meter_warnings`). Samples before the window's
-/// end are dropped; those inside it are kept for the source's rate.
-pub(super) fn runner_power(
-    r: &mut Repeat,
-    runner: &RunnerSession,
-    power: &mut Vec<PowerSample>,
-    last_window: &mut Vec<PowerSample>,
-    meter: &Meter,
-    (t_begin, t_end): (u64, u64),
-) {
-    if !runner.hello().telemetry.iter().any(|t| t == "power_w") {
-        return;
-    }
-    let domain = runner.domain();
-    let name = &runner.config().name;
-    // Where effbench's own sensor meters the runner's device, that measurement stands and
-    // the runner's figure is a cross-check only: never both, never summed.
-    let own = meter.sources().into_iter().find(|s| s.domain == domain && s.kind != "runner");
-    match telemetry::window_energy(power, t_begin, t_end) {
-        Some(j) if own.is_some() => {
-            let ours = r.energy_j.by_domain.get(&domain).map_or(f64::NAN, |x| x.0);
-            r.meter_warnings.push(format!(
-                "runner {name} reported {:.3} J for {domain}; effbench's own {} measured {ours:.3} J, which is \
-                 the figure used",
-                j.0,
-                own.as_ref().map_or("", |s| s.id.as_str())
-            ));
-        }
-        Some(j) => add_domain(r, &domain, j),
-        None if own.is_some() => r.meter_warnings.push(format!(
-            "runner {name}: its power samples do not cover the window (effbench's own sensor measured {domain})"
-        )),
-        None => {
-            // Incomplete energy is a property of the repeat, not only a warning.
-            let reason =
-                format!("runner {name}: its power samples do not cover the window; no {domain} energy for this repeat");
-            r.meter_warnings.push(reason.clone());
-            r.unresolved_energy.push(crate::result::UnresolvedEnergy { domain: domain.clone(), reason });
-        }
-    }
-    *last_window = power.iter().copied().filter(|p| (t_begin..=t_end).contains(&p.t_mono_ns)).collect();
-    power.retain(|p| p.t_mono_ns >= t_end);
-}
-
 /// The passes of one window: each distinct set of answers once, with how many passes gave it.
 #[derive(Default)]
 struct Tally {
@@ -383,17 +288,4 @@ impl Tally {
             _ => self.distinct.push((p.values, 1)),
         }
     }
-}
-
-/// Adds a domain's energy to a repeat. A wall meter (`system`) already covers every device, so
-/// then the domain is recorded but the total stays the wall meter's.
-fn add_domain(r: &mut Repeat, domain: &str, j: Joules) {
-    for e in [&mut r.energy_j, &mut r.dynamic_energy_j] {
-        e.by_domain.insert(domain.to_string(), j);
-        if !e.by_domain.contains_key("system") {
-            e.total += j;
-        }
-    }
-    r.avg_power_w = r.energy_j.total / r.wall_s;
-    r.energy_per_unit_j = Joules(r.energy_j.total.0 / r.units_processed.max(1) as f64);
 }

@@ -21,9 +21,9 @@ use effbench_models::task::Task;
 use effbench_models::train::{Evaluation, Target, TrainOutcome};
 use effbench_models::WorkloadSpec;
 
-use super::external::{describe, runner_power};
-use super::{cpu_since, train_repeat, wall_begin, wall_end, RunPlan};
-use crate::backend::external::proto::{self, Metric, PowerSample, StatsReply, TensorFile, TrainLoadReply};
+use super::runner_window::Metered;
+use super::{cpu_since, train_repeat, wall_end, RunPlan};
+use crate::backend::external::proto::{self, Metric, TensorFile, TrainLoadReply};
 use crate::backend::external::train::{Feed, TrainRun, MAX_FETCH};
 use crate::backend::external::{process, RunnerConfig, RunnerSession};
 use crate::meter::{Mark, Meter};
@@ -32,15 +32,13 @@ use crate::result::{Repeat, RunResult, RunnerTrainRepeat};
 use crate::units::{Bytes, Seconds, Watts};
 
 pub(super) struct Trainer {
-    runner: RunnerSession,
+    m: Metered,
     task: Box<dyn Task>,
     loaded: TrainLoadReply,
     reference_params: u64,
     target: Target,
     max_fetch: usize,
     seen: Vec<bool>,
-    power: Vec<PowerSample>,
-    last_window_power: Vec<PowerSample>,
 }
 
 fn decl(d: &Decl) -> proto::Decl {
@@ -115,23 +113,13 @@ impl Trainer {
             batch_files: None,
         };
         let loaded = runner.train_load(load)?;
-        Ok(Trainer {
-            runner,
-            task,
-            loaded,
-            reference_params,
-            target,
-            max_fetch,
-            seen: Vec::new(),
-            power: Vec::new(),
-            last_window_power: Vec::new(),
-        })
+        Ok(Trainer { m: Metered::new(runner), task, loaded, reference_params, target, max_fetch, seen: Vec::new() })
     }
 
     /// The backend as the runner described itself, its division, and its power telemetry.
     pub fn describe(&self, result: &mut RunResult) {
         result.backend.division = Some(self.division().to_string());
-        describe(&self.runner, &self.last_window_power, None, result);
+        self.m.describe(None, result);
     }
 
     fn division(&self) -> &str {
@@ -151,29 +139,20 @@ impl Trainer {
         windows: &mut Vec<(String, Mark, Mark)>,
         progress: &mut dyn Progress,
     ) -> Result<Repeat> {
-        let label = format!("repeat-{seed}");
-        let before = self.stats()?;
-        crate::fsutil::reset_peak_rss();
-        let wall_mark = wall_begin(plan, spec.id, seed)?;
-        let t_begin = self.runner.mark(&label, "begin")?;
-        let begin = meter.mark();
+        let opened = self.m.open(plan, spec.id, seed, meter)?;
         let cpu0 = crate::fsutil::process_cpu_s();
         let data = served::served(self.task.as_ref())?;
         let feed = Feed { data, train_len: self.task.train_len(), target: self.target, max_fetch: self.max_fetch };
-        let run = self.runner.train(seed, seed, &feed, &mut self.seen, &mut |s, q| progress.evaluation(s, q))?;
-        let t_end = self.runner.mark(&label, "end")?;
+        let run = self.m.runner.train(seed, seed, &feed, &mut self.seen, &mut |s, q| progress.evaluation(s, q))?;
         let cpu = cpu_since(cpu0);
-        let end = meter.mark();
-        let window = meter.window(&begin, &end);
-        windows.push((label, begin, end));
-        let after = self.stats()?;
+        let closed = self.m.close(opened, meter, windows)?;
 
         let out = outcome(&run, self.task.bytes_per_sample());
-        let mut r = train_repeat(spec, seed, &out, &window, idle_power, flops_per_unit, peak);
+        let mut r = train_repeat(spec, seed, &out, &closed.window, idle_power, flops_per_unit, peak);
         r.cpu_s = cpu;
-        runner_power(&mut r, &self.runner, &mut self.power, &mut self.last_window_power, meter, (t_begin, t_end));
+        self.m.power(&mut r, meter, &closed);
         self.judge(&mut r, &run);
-        let busy = match (before.busy_s, after.busy_s) {
+        let busy = match (closed.before.busy_s, closed.after.busy_s) {
             (Some(a), Some(b)) => Some(Seconds(b - a)),
             _ => run.reply.busy_s.map(Seconds),
         };
@@ -181,7 +160,7 @@ impl Trainer {
             division: self.division().to_string(),
             params: self.loaded.params,
             reference_params: self.reference_params,
-            precision: self.runner.precision().to_string(),
+            precision: self.m.runner.precision().to_string(),
             fetches: run.fetches,
             evaluations: run.evaluations.len() as u64,
             batch_bytes: Bytes(run.batch_bytes),
@@ -189,7 +168,7 @@ impl Trainer {
             steps: run.reply.steps,
             busy_s: busy,
         });
-        wall_end(plan, spec.id, wall_mark, &mut r, idle_power)?;
+        wall_end(plan, spec.id, closed.wall_mark, &mut r, idle_power)?;
         Ok(r)
     }
 
@@ -197,7 +176,7 @@ impl Trainer {
     /// non-finite output, a claim that contradicts the count, a closed run whose parameter
     /// count is not the reference's.
     fn judge(&self, r: &mut Repeat, run: &TrainRun) {
-        let name = &self.runner.config().name;
+        let name = &self.m.runner.config().name;
         let invalid = |r: &mut Repeat, why: String| {
             r.valid = false;
             r.invalid_reason = Some(why);
@@ -233,15 +212,9 @@ impl Trainer {
         }
     }
 
-    fn stats(&mut self) -> Result<StatsReply> {
-        let s = self.runner.stats()?;
-        self.power.extend(s.power.iter().copied());
-        Ok(s)
-    }
-
     /// `flush`, `unload`, the leak check and `shutdown`.
     pub fn finish(self) -> Result<()> {
-        self.runner.finish()?;
+        self.m.runner.finish()?;
         Ok(())
     }
 }
