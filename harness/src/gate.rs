@@ -57,8 +57,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::result::{Repeat, RunResult, WorkloadKind};
+use crate::stats::Sides;
 use crate::validity;
-use crate::verdict::{self, Resource, Sides, INFORMATIONAL};
+use crate::verdict::{self, Resource, INFORMATIONAL};
 
 /// What the gate checks (`--metrics`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -497,7 +498,7 @@ fn case(
         let reason = format!("{name} is missing or not finite in some repeats");
         return GateCase::bare(resource, name, Outcome::Invalid { reason });
     };
-    let (mc, mb) = (verdict::mean(&c), verdict::mean(&b));
+    let (mc, mb) = (crate::stats::mean(&c), crate::stats::mean(&b));
     let mut out = GateCase {
         baseline_mean: mb,
         candidate_mean: mc,
@@ -512,7 +513,8 @@ fn case(
     }
     out.change = mc / mb - 1.0;
     // The reduction 1 - c/b is the negated change, so its interval mirrors.
-    let red = verdict::reduction_interval(&c, &b, sides, opts.resamples.max(1), opts.seed ^ verdict::fnv1a(name));
+    let red =
+        crate::stats::reduction_interval(&c, &b, sides, opts.resamples.max(1), opts.seed ^ crate::stats::fnv1a(name));
     out.ci95 = [-red[1], -red[0]];
     out.outcome = judge(out.ci95, opts.max_regression);
     out

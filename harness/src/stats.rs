@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod reduction;
 pub mod student_t;
+
+pub(crate) use reduction::{fnv1a, mean, reduction_interval, Sides};
 
 /// Number of bootstrap resamples for [`Summary::of`].
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;

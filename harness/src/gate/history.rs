@@ -205,8 +205,8 @@ fn case(
     };
     // A history run missing the metric in a repeat says nothing about it: leave it out.
     let runs: Vec<Vec<f64>> = hist.iter().filter_map(|v| finite(v)).collect();
-    let means: Vec<f64> = runs.iter().map(|v| verdict::mean(v)).collect();
-    let mc = verdict::mean(&c);
+    let means: Vec<f64> = runs.iter().map(|v| crate::stats::mean(v)).collect();
+    let mc = crate::stats::mean(&c);
     let mut out = GateCase {
         candidate_mean: mc,
         n_candidate: c.len(),
