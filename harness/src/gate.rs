@@ -40,7 +40,7 @@
 //! (on this machine, `fmnist-mlp-train` needs 39k to 47k samples to reach its target depending
 //! on the seed, and its time follows); a gate compares one recipe with itself after a change,
 //! so when both sides ran the same seeds it resamples the repeats in seed pairs
-//! ([`Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
+//! ([`crate::stats::Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
 //! (as `compare` does, where the recipes differ) buries part of a slowdown in the seeds'
 //! spread: on one set of 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
 //! unpaired and 15 times paired, with no false alarm either way (another set: 6 and 8 times,
@@ -56,9 +56,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::result::{Repeat, RunResult, WorkloadKind};
-use crate::stats::Sides;
-use crate::validity;
+use crate::result::{RunResult, WorkloadKind};
 use crate::verdict::{self, Resource, INFORMATIONAL};
 
 /// What the gate checks (`--metrics`).
@@ -365,161 +363,6 @@ fn exit_code(r: &GateReport) -> crate::error::Exit {
     }
 }
 
-/// Gates one candidate result against one baseline result.
-pub fn gate_one(candidate: &RunResult, baseline: &RunResult, opts: &GateOptions) -> WorkloadGate {
-    let mut warnings = verdict::warnings(candidate, baseline);
-    if candidate.recipe.name != baseline.recipe.name || candidate.recipe.sha256 != baseline.recipe.sha256 {
-        warnings.push(format!(
-            "recipes differ: candidate {:?} ({}), baseline {:?} ({}); a gate compares like with like",
-            candidate.recipe.name,
-            short(&candidate.recipe.sha256),
-            baseline.recipe.name,
-            short(&baseline.recipe.sha256)
-        ));
-    }
-    let pair = crate::scope::choose(candidate, baseline, opts.scope);
-    let energy_label = match &pair {
-        Ok(p) => p.label.to_string(),
-        Err(_) => verdict::weakest_label(candidate).to_string(),
-    };
-    if let Ok(p) = &pair {
-        warnings.extend(p.warnings.iter().cloned());
-    }
-    let mut resources: Vec<GateMetric> = Vec::new();
-    for r in &opts.metrics {
-        if !resources.contains(r) {
-            resources.push(*r);
-        }
-    }
-    let kind = candidate.workload.kind;
-    let cpu_both = candidate.repeats.iter().chain(&baseline.repeats).all(|r| r.cpu_s.is_some());
-    let names: Vec<(GateMetric, &'static str, verdict::Getter)> = resources
-        .iter()
-        .flat_map(|&r| gate_metrics(r, kind, cpu_both).into_iter().map(move |(n, g)| (r, n, g)))
-        .collect();
-    // `time` falls back to wall-clock time: with `wall` also asked for, gate it once.
-    let mut seen = std::collections::BTreeSet::new();
-    let names: Vec<_> = names.into_iter().filter(|(_, n, _)| seen.insert(*n)).collect();
-    let whole = |reason: String| -> Vec<GateCase> {
-        names.iter().map(|(r, n, _)| GateCase::bare(*r, n, Outcome::Invalid { reason: reason.clone() })).collect()
-    };
-    let mut cand: Vec<&Repeat> = candidate.repeats.iter().collect();
-    // Validity recomputed from each repeat's numbers, never the file's flag (validity.rs).
-    let mut base: Vec<&Repeat> = baseline.repeats.iter().filter(|r| validity::is_valid(baseline, r)).collect();
-    cand.sort_by_key(|r| r.seed);
-    base.sort_by_key(|r| r.seed);
-    let seeds = |v: &[&Repeat]| v.iter().map(|r| r.seed).collect::<Vec<_>>();
-    let same_seeds = seeds(&cand) == seeds(&base) && seeds(&cand).windows(2).all(|w| w[0] < w[1]);
-    // Only a training repeat depends on its seed; inference repeats are exchangeable.
-    let paired = !opts.unpaired && kind == WorkloadKind::Train && same_seeds;
-    let mut notes = Vec::new();
-    if resources.contains(&GateMetric::Time) && !cpu_both {
-        notes.push(
-            "a side has no CPU time per repeat (recorded by an older effbench), so `time` is wall-clock time, \
-             which other load on the machine inflates"
-                .to_string(),
-        );
-    }
-    if kind == WorkloadKind::Train && !same_seeds {
-        notes.push("the sides ran different seeds, so repeats were resampled unpaired (wider intervals)".to_string());
-    }
-    let sides = if paired { Sides::Paired } else { Sides::Unpaired };
-    let cases = if candidate.workload.id != baseline.workload.id || candidate.workload.kind != baseline.workload.kind {
-        whole(format!(
-            "different workloads: candidate {:?}, baseline {:?}",
-            candidate.workload.id, baseline.workload.id
-        ))
-    } else if cand.is_empty() {
-        whole("the candidate has no repeats".into())
-    } else if let Some((i, r, why)) =
-        cand.iter().enumerate().find_map(|(i, r)| validity::numbers(candidate, r).err().map(|w| (i, r, w)))
-    {
-        whole(format!("candidate repeat {} (seed {}) is invalid: {why}", i + 1, r.seed))
-    } else if base.is_empty() {
-        whole("the baseline has no valid repeats".into())
-    } else if cand.len().min(base.len()) < validity::MIN_REPEATS {
-        let reason = format!(
-            "{} candidate and {} baseline valid repeat(s); a decision needs at least {} per side (fewer give \
-             an unbounded interval): run more repeats",
-            cand.len(),
-            base.len(),
-            validity::MIN_REPEATS
-        );
-        names.iter().map(|(r, n, _)| GateCase::bare(*r, n, Outcome::Undecided { reason: reason.clone() })).collect()
-    } else {
-        names
-            .iter()
-            .map(|&(resource, name, get)| match (&pair, resource) {
-                (Err(e), GateMetric::Energy) => {
-                    let at = e.scope.map_or(String::new(), |s| format!(" at {s} scope"));
-                    let reason = format!("incomparable energy{at}: {}", e.reason);
-                    GateCase::bare(resource, name, Outcome::Skipped { reason })
-                }
-                (Ok(p), GateMetric::Energy) => {
-                    let (_, c) = crate::scope::pair::energy_values(candidate, &cand, p.scope);
-                    let (_, b) = crate::scope::pair::energy_values(baseline, &base, p.scope);
-                    case(resource, name, c, b, sides, opts)
-                }
-                _ => {
-                    let values = |v: &[&Repeat]| v.iter().map(|r| get(r)).collect();
-                    case(resource, name, values(&cand), values(&base), sides, opts)
-                }
-            })
-            .collect()
-    };
-    WorkloadGate {
-        workload: candidate.workload.id.clone(),
-        candidate: PathBuf::new(),
-        baseline: None,
-        energy_label,
-        energy_scope: pair.ok(),
-        warnings,
-        notes,
-        cases,
-    }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
-/// One case from each side's per-repeat values (`None`: missing in that repeat), in seed order.
-fn case(
-    resource: GateMetric,
-    name: &str,
-    cand: Vec<Option<f64>>,
-    base: Vec<Option<f64>>,
-    sides: Sides,
-    opts: &GateOptions,
-) -> GateCase {
-    let c: Option<Vec<f64>> = cand.iter().map(|x| x.filter(|x| x.is_finite())).collect();
-    let b: Option<Vec<f64>> = base.iter().map(|x| x.filter(|x| x.is_finite())).collect();
-    let (Some(c), Some(b)) = (c, b) else {
-        let reason = format!("{name} is missing or not finite in some repeats");
-        return GateCase::bare(resource, name, Outcome::Invalid { reason });
-    };
-    let (mc, mb) = (crate::stats::mean(&c), crate::stats::mean(&b));
-    let mut out = GateCase {
-        baseline_mean: mb,
-        candidate_mean: mc,
-        n_baseline: b.len(),
-        n_candidate: c.len(),
-        paired: sides == Sides::Paired,
-        ..GateCase::bare(resource, name, Outcome::NoChange)
-    };
-    if !(mb > 0.0 && mc > 0.0 && mb.is_finite() && mc.is_finite()) {
-        out.outcome = Outcome::Invalid { reason: format!("{name}: a ratio needs finite positive means") };
-        return out;
-    }
-    out.change = mc / mb - 1.0;
-    // The reduction 1 - c/b is the negated change, so its interval mirrors.
-    let red =
-        crate::stats::reduction_interval(&c, &b, sides, opts.resamples.max(1), opts.seed ^ crate::stats::fnv1a(name));
-    out.ci95 = [-red[1], -red[0]];
-    out.outcome = judge(out.ci95, opts.max_regression);
-    out
-}
-
 /// criterion's rule: regression when the whole interval is above `+threshold`, improved when
 /// it is below `-threshold`, no change otherwise.
 pub fn judge(ci: [f64; 2], threshold: f64) -> Outcome {
@@ -554,6 +397,9 @@ pub fn gate_history_sets(
 
 pub mod history;
 mod load;
+mod one;
+
+pub use one::gate_one;
 
 #[cfg(test)]
 mod tests;
