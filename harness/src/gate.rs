@@ -40,7 +40,7 @@
 //! (on this machine, `fmnist-mlp-train` needs 39k to 47k samples to reach its target depending
 //! on the seed, and its time follows); a gate compares one recipe with itself after a change,
 //! so when both sides ran the same seeds it resamples the repeats in seed pairs
-//! ([`crate::stats::Sides::Paired`]) and what the seed does to both sides cancels. Resampling them apart
+//! (`Sides::Paired`) and what the seed does to both sides cancels. Resampling them apart
 //! (as `compare` does, where the recipes differ) buries part of a slowdown in the seeds'
 //! spread: on one set of 20 calibration rounds, CPU time caught a planted 20% slowdown 9 times
 //! unpaired and 15 times paired, with no false alarm either way (another set: 6 and 8 times,

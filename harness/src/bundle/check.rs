@@ -1,7 +1,7 @@
 //! `effbench check`: the checker a testbed runs on a vendor's bundle. It re-derives what it
 //! can (hashes, signature, validity, energy from the trace, idle power, windows, seeds) and
 //! reports each check as pass / warn / fail with what to fix. Renderers are in
-//! [`super::render`]; this module only judges.
+//! [`crate::report::check`]; this module only judges.
 
 mod energy;
 mod refs;

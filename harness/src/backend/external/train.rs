@@ -13,7 +13,7 @@
 //! Files (in WORK): `batches/b<N>.x.bin` / `.y.bin` (effbench deletes each at the next fetch;
 //! the runner may delete them first), or with the `reuse_batches` or `mapped_batches` feature
 //! `batches/x.bin` / `y.bin`, rewritten in place at every fetch, or with `prefetch_batches`
-//! `batches/x.0.bin` / `y.0.bin` and `x.1.bin` / `y.1.bin` in turn (see [`Batches`]);
+//! `batches/x.0.bin` / `y.0.bin` and `x.1.bin` / `y.1.bin` in turn (see `Batches`);
 //! `outputs/e<id>.bin` (the runner's evaluation output, read and deleted by effbench),
 //! `eval_inputs.bin` (held-out inputs, no labels).
 
