@@ -31,7 +31,7 @@ pub struct ScopeArg {
 /// `--store`, shared by `run`, `baseline record` and `history` (and the gate).
 #[derive(Args, Debug, Clone)]
 pub struct StoreArg {
-    /// The history store every result is recorded in: `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB`
+    /// The history store every result is recorded in: sqlite:PATH, postgres://USER@HOST[:PORT]/DB
     /// or none. The default is relative to the working directory.
     #[arg(long = "store", value_name = "SPEC", env = "EFFBENCH_STORE", default_value = "sqlite:results/effbench.sqlite",
           value_parser = parse_store, global = true)]
