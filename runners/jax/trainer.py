@@ -263,15 +263,18 @@ class Trainer:
         batches = self._batches(pool, host_rng(seed, SHUFFLE), b)
         chunks = self._chunks(batches, max(int(max_fetch or b), b), every, cap)
         samples = steps = 0
-        cur = next(chunks)
-        source.ask(_cat(cur))
+
+        def ask_next():
+            chunk = next(chunks)
+            source.ask(_cat(chunk))
+            return chunk
+        cur = ask_next()
         while True:
             batch = source.take()
             if batch is None:
                 return steps
             if source.ahead:
-                nxt = next(chunks)
-                source.ask(_cat(nxt))
+                nxt = ask_next()
             x, y = batch
             off = 0
             for idx in cur:
@@ -281,8 +284,7 @@ class Trainer:
                 steps += 1
                 off += k
             if not source.ahead:
-                nxt = next(chunks)
-                source.ask(_cat(nxt))
+                nxt = ask_next()
             cur = nxt
 
     @staticmethod

@@ -307,7 +307,7 @@ class Runner:
             y = self._read(msg["y"], "q") if "y" in msg else None
             return x, y
 
-    def check_kept(self, had, got):
+    def check_kept(self, had):
         """prefetch_batches: once effbench answered the next fetch, the batch `had` (its
         tensors and the arrays read from them) is still in its files, and the new batch is in
         the other pair."""
@@ -376,7 +376,7 @@ class Runner:
                         steps += 1
                     got = self.receive(rid)
                     if got is not None and have is not None:
-                        self.check_kept(zip(have[2], have[1]), got)
+                        self.check_kept(zip(have[2], have[1]))
                     have = None if got is None else (idx, got, self.last)
                 else:
                     got = self.fetch(idx)
